@@ -1,0 +1,630 @@
+//! Deciding what a message asks for, with the conversation so far.
+
+use super::Engine;
+use super::context::Turn;
+use super::index::{Cue, EntityId, EntityKind};
+use super::reply::{EntityWins, Intent, PrizeFilter, PrizeWinners, Reply};
+use super::understand::{Mention, Parsed};
+use crate::knowledge::Level;
+use std::time::Instant;
+
+type Decision = (Reply, Intent, Option<Turn>);
+
+impl Engine {
+    pub(super) fn decide(
+        &self,
+        message: &str,
+        p: &Parsed,
+        prev: Option<&Turn>,
+        now: Instant,
+    ) -> Decision {
+        if let Some(d) = self.command(message, prev, now) {
+            return d;
+        }
+        if p.is_empty() {
+            return (Reply::Fallback, Intent::Fallback, None);
+        }
+        let report = self.report_for(p);
+        if let Some(d) = self.follow_up(p, prev, now, report) {
+            return d;
+        }
+        self.fresh(p, now, report)
+    }
+
+    /// `/cmd[@bot] args` typed as text behaves like the command.
+    fn command(&self, message: &str, prev: Option<&Turn>, now: Instant) -> Option<Decision> {
+        let text = message.trim_start();
+        let rest = text.strip_prefix('/').or_else(|| text.strip_prefix('／'))?;
+        let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let name = head.split('@').next().unwrap_or("").to_ascii_lowercase();
+        let args = args.trim();
+        let plain = |r: Reply, i: Intent| Some((r, i, None));
+        match name.as_str() {
+            "start" => match args {
+                "tips" | "antifraud" => plain(self.tips(None), Intent::Tips),
+                "awards" => plain(self.winners(0, PrizeFilter::default()), Intent::Awards),
+                "subscribe" => plain(Reply::Subscribe, Intent::Subscribe),
+                _ => plain(Reply::Welcome, Intent::Start),
+            },
+            "help" => plain(Reply::Help, Intent::Help),
+            "about" => plain(Reply::About, Intent::About),
+            "awards" => plain(self.winners(0, PrizeFilter::default()), Intent::Awards),
+            "subscribe" => plain(Reply::Subscribe, Intent::Subscribe),
+            "unsubscribe" => plain(Reply::Unsubscribe, Intent::Unsubscribe),
+            "tips" => {
+                let p = super::understand::parse(&self.index, args);
+                let topic = self.best_topic(&p);
+                plain(self.tips(topic.as_deref()), Intent::Tips)
+            }
+            "winner" | "who" | "ask" => {
+                if args.is_empty() {
+                    return plain(Reply::Help, Intent::Help);
+                }
+                let p = super::understand::parse(&self.index, args);
+                // A bare name after /winner is a lookup even without "获得".
+                let report = self.report_for(&p);
+                if let Some(d) = self.follow_up(&p, prev, now, report) {
+                    return Some(d);
+                }
+                let d = self.fresh(&p, now, report);
+                if d.1 == Intent::Fallback
+                    && let Some(name) = p.unknown_name.clone()
+                {
+                    return plain(Reply::NotFound { name }, Intent::NotFound);
+                }
+                Some(d)
+            }
+            _ => plain(Reply::Help, Intent::Help),
+        }
+    }
+
+    /// Which report a question is about: a year it names, else the newest.
+    fn report_for(&self, p: &Parsed) -> usize {
+        let reports = &self.knowledge.reports;
+        if reports.len() > 1 {
+            for (i, r) in reports.iter().enumerate() {
+                let year = r.meta.year.to_string();
+                if p.text.contains(&year) || p.text.contains(&r.meta.contest) {
+                    return i;
+                }
+            }
+        }
+        0
+    }
+
+    fn filter_of(p: &Parsed) -> PrizeFilter {
+        fn one<T: Copy>(v: &[T]) -> Option<T> {
+            if v.len() == 1 { Some(v[0]) } else { None }
+        }
+        // "银行业保险业" names both groups: that is no group at all.
+        PrizeFilter {
+            group: one(&p.groups),
+            kind: one(&p.kinds),
+            level: one(&p.levels),
+        }
+    }
+
+    /// A short message that leans on the last answer.
+    fn follow_up(
+        &self,
+        p: &Parsed,
+        prev: Option<&Turn>,
+        now: Instant,
+        report: usize,
+    ) -> Option<Decision> {
+        let prev = prev?;
+        let next = |mut t: Turn| {
+            t.at = now;
+            t.followups += 1;
+            t
+        };
+        // A number picks one of the readings offered.
+        if let Some(n) = p.choice
+            && let Some(id) = prev.alternatives.get(n - 1)
+        {
+            return Some(self.won(&[*id], None, None, now, report));
+        }
+        let named: Vec<&Mention> = p.mentions.iter().filter(|m| !m.corrected).collect();
+        // "不对": offer the other readings, or help.
+        if p.cue(Cue::Wrong) && p.mentions.is_empty() && p.levels.is_empty() {
+            if prev.alternatives.is_empty() {
+                return Some((Reply::Help, Intent::Help, None));
+            }
+            let options = prev.alternatives.clone();
+            let wins = options.iter().map(|id| self.wins_of(*id, report)).collect();
+            let turn = Turn {
+                alternatives: options.clone(),
+                ..next(prev.clone())
+            };
+            return Some((
+                Reply::Ambiguous {
+                    typed: String::new(),
+                    options,
+                    wins,
+                },
+                Intent::Ambiguous,
+                Some(turn),
+            ));
+        }
+        // "为什么 / 怎么防" after a case: the tips for its scam types.
+        if p.cue(Cue::Why)
+            && prev.intent == Intent::Case
+            && let Some(case) = prev.case
+        {
+            let topic = self.knowledge.reports[prev.report].antifraud.cases[case]
+                .topics
+                .first()
+                .cloned();
+            let reply = self.tips(topic.as_deref());
+            let turn = Turn {
+                intent: Intent::Tips,
+                tips_topic: topic,
+                ..next(prev.clone())
+            };
+            return Some((reply, Intent::Tips, Some(turn)));
+        }
+        let filter = Self::filter_of(p);
+        let prize_only = p.mentions.is_empty() && p.unknown_name.is_none() && !filter.is_empty();
+        let elliptic =
+            p.cue(Cue::Followup) || (prize_only && !p.cue(Cue::Award) && !p.cue(Cue::ListAll));
+        // "还有呢": the rest of a list.
+        if p.cue(Cue::More) && named.is_empty() && filter.is_empty() {
+            return Some(match prev.intent {
+                Intent::WhoWon => {
+                    let level = prev.filter.level.and_then(|l| {
+                        let all = [Level::First, Level::Second, Level::Third, Level::Excellence];
+                        all.iter()
+                            .position(|x| *x == l)
+                            .and_then(|i| all.get(i + 1).copied())
+                    });
+                    match level {
+                        Some(level) => self.who_won(
+                            PrizeFilter {
+                                level: Some(level),
+                                ..prev.filter
+                            },
+                            now,
+                            prev.report,
+                        ),
+                        None => (Reply::NoMore, Intent::NoMore, Some(next(prev.clone()))),
+                    }
+                }
+                Intent::Tips => {
+                    let reply = self.tips(None);
+                    (reply, Intent::Tips, Some(next(prev.clone())))
+                }
+                _ => (Reply::NoMore, Intent::NoMore, Some(next(prev.clone()))),
+            });
+        }
+        // Pronouns: "他是哪个单位的", "这家银行还得了什么奖".
+        if p.mentions.is_empty()
+            && p.cue(Cue::Pronoun)
+            && !prev.entities.is_empty()
+            && p.levels.is_empty()
+        {
+            let target = self.pronoun_target(p, prev);
+            return Some(self.won(&target, None, None, now, prev.report));
+        }
+        // "那保险组呢", "二等奖呢", "个人的呢": change one part of the last prize.
+        if prize_only && elliptic && matches!(prev.intent, Intent::WhoWon | Intent::Awards) {
+            return Some(self.who_won(filter.over(prev.filter), now, prev.report));
+        }
+        // "他们呢" / "那建行呢" after an institution: a new entity, same question.
+        if elliptic && !named.is_empty() && prev.intent == Intent::WhatWon {
+            let ids: Vec<EntityId> = named
+                .iter()
+                .filter(|m| m.ids.len() == 1)
+                .map(|m| m.ids[0])
+                .collect();
+            if !ids.is_empty() {
+                return Some(self.won(&ids, None, None, now, report));
+            }
+        }
+        None
+    }
+
+    /// Which of the last entities a pronoun points at: 他/她 → a person,
+    /// 这个队 → a team, 这家银行 → the institution (of the person, if need be).
+    fn pronoun_target(&self, p: &Parsed, prev: &Turn) -> Vec<EntityId> {
+        let wants_institution = [
+            "这家",
+            "该行",
+            "该公司",
+            "单位",
+            "this bank",
+            "that bank",
+            "this company",
+        ]
+        .iter()
+        .any(|w| p.text.contains(w));
+        let asks_affiliation = p.cue(Cue::Identity);
+        let ids = prev.entities.clone();
+        if wants_institution && !asks_affiliation {
+            // Move from a person or team to their institution.
+            let mut out = Vec::new();
+            for id in &ids {
+                let e = &self.index.entities[*id];
+                if e.kind == EntityKind::Institution {
+                    out.push(*id);
+                    continue;
+                }
+                let r = &self.knowledge.reports[prev.report];
+                if let Some(a) = r.awards.iter().find(|a| a.winner == e.name)
+                    && let Some(i) =
+                        self.index.entities.iter().position(|x| {
+                            x.kind == EntityKind::Institution && x.name == a.institution
+                        })
+                    && !out.contains(&i)
+                {
+                    out.push(i);
+                }
+            }
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        ids
+    }
+
+    /// A message read on its own.
+    pub(super) fn fresh(&self, p: &Parsed, now: Instant, report: usize) -> Decision {
+        if p.cue(Cue::Unsubscribe) {
+            return (Reply::Unsubscribe, Intent::Unsubscribe, None);
+        }
+        if p.cue(Cue::Subscribe) {
+            return (Reply::Subscribe, Intent::Subscribe, None);
+        }
+        let filter = Self::filter_of(p);
+        let award_cue = p.cue(Cue::Award) || p.cue(Cue::ListAll);
+        let antifraud = p.cue(Cue::AntiFraud) || p.cue(Cue::Case);
+        let fact = self.best_fact(p, report);
+        let strong_fact = fact.filter(|(_, groups, score)| *groups >= 2 || *score >= 4);
+
+        // Ambiguous names: answer what can be answered and offer the readings.
+        let ambiguous: Vec<&Mention> = p.mentions.iter().filter(|m| m.ids.len() > 1).collect();
+        let clear: Vec<&Mention> = p.mentions.iter().filter(|m| m.ids.len() == 1).collect();
+        let people_teams: Vec<EntityId> = clear
+            .iter()
+            .map(|m| m.ids[0])
+            .filter(|id| self.index.entities[*id].kind != EntityKind::Institution)
+            .collect();
+        let institutions: Vec<EntityId> = clear
+            .iter()
+            .map(|m| m.ids[0])
+            .filter(|id| self.index.entities[*id].kind == EntityKind::Institution)
+            .collect();
+
+        if !people_teams.is_empty() {
+            let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
+            return self.won(&people_teams, corrected, None, now, report);
+        }
+        if let Some(m) = ambiguous.first()
+            && institutions.is_empty()
+            && (!antifraud || award_cue)
+        {
+            let options = m.ids.clone();
+            let wins = options.iter().map(|id| self.wins_of(*id, report)).collect();
+            let turn = Turn {
+                at: now,
+                intent: Intent::Ambiguous,
+                report,
+                filter: PrizeFilter::default(),
+                entities: Vec::new(),
+                alternatives: options.clone(),
+                case: None,
+                tips_topic: None,
+                followups: 0,
+            };
+            return (
+                Reply::Ambiguous {
+                    typed: m.typed.clone(),
+                    options,
+                    wins,
+                },
+                Intent::Ambiguous,
+                Some(turn),
+            );
+        }
+        let prize_question = filter.level.is_some()
+            || p.cue(Cue::ListAll)
+            || ((filter.group.is_some() || filter.kind.is_some())
+                && award_cue
+                && p.unknown_name.is_none());
+        if prize_question && institutions.is_empty() && !(antifraud && !award_cue) {
+            if let Some((f, groups, _)) = strong_fact
+                && groups >= 2
+                && !p.cue(Cue::ListAll)
+                && filter.level.is_none()
+            {
+                return self.fact(report, f, now);
+            }
+            if filter.is_empty()
+                || p.cue(Cue::ListAll) && filter.level.is_none() && filter.kind.is_none()
+            {
+                let reply = self.winners(report, filter);
+                return (
+                    reply,
+                    if filter.is_empty() {
+                        Intent::Awards
+                    } else {
+                        Intent::WhoWon
+                    },
+                    Some(self.turn(Intent::WhoWon, report, filter, now)),
+                );
+            }
+            return self.who_won(filter, now, report);
+        }
+        if !institutions.is_empty()
+            && (award_cue || !antifraud)
+            && strong_fact.is_none_or(|(_, g, _)| g < 2 || award_cue)
+        {
+            let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
+            return self.won(&institutions, corrected, Some(filter), now, report);
+        }
+        let case = self.best_case(p, report);
+        let topic = self.best_topic(p);
+        if let Some(c) = case
+            && (p.cue(Cue::Case) || topic.is_none())
+            && strong_fact.is_none_or(|(_, g, _)| g < 2)
+        {
+            let turn = Turn {
+                case: Some(c),
+                ..self.turn(Intent::Case, report, PrizeFilter::default(), now)
+            };
+            return (Reply::Case { report, case: c }, Intent::Case, Some(turn));
+        }
+        // "张伟获得了什么奖": an unknown name outweighs a loose one-word fact match.
+        if let Some(name) = &p.unknown_name
+            && (award_cue || p.cue(Cue::Identity))
+            && fact.is_none_or(|(_, g, s)| g < 2 && s < 4)
+            && topic.is_none()
+        {
+            return (
+                Reply::NotFound { name: name.clone() },
+                Intent::NotFound,
+                None,
+            );
+        }
+        if let Some((f, groups, _)) = fact
+            && (groups >= 2 || (topic.is_none() && !p.cue(Cue::AntiFraud)))
+        {
+            return self.fact(report, f, now);
+        }
+        if topic.is_some() || p.cue(Cue::AntiFraud) {
+            let turn = Turn {
+                tips_topic: topic.clone(),
+                ..self.turn(Intent::Tips, report, PrizeFilter::default(), now)
+            };
+            return (self.tips(topic.as_deref()), Intent::Tips, Some(turn));
+        }
+        if p.cue(Cue::Help) {
+            return (Reply::Help, Intent::Help, None);
+        }
+        if p.cue(Cue::About) && p.unknown_name.is_none() {
+            return (Reply::About, Intent::About, None);
+        }
+        if let Some(name) = &p.unknown_name
+            && (award_cue || p.cue(Cue::Identity) || self.looks_like_name(p, name))
+        {
+            return (
+                Reply::NotFound { name: name.clone() },
+                Intent::NotFound,
+                None,
+            );
+        }
+        if p.cue(Cue::Greeting) {
+            return (Reply::Welcome, Intent::Start, None);
+        }
+        (Reply::Fallback, Intent::Fallback, None)
+    }
+
+    /// A message that is just a name: a family name and one or two more
+    /// characters, or a word ending like a team or institution.
+    fn looks_like_name(&self, p: &Parsed, name: &str) -> bool {
+        let explained_rest = p.unexplained <= name.chars().count();
+        let chars: Vec<char> = name.chars().collect();
+        let lx = &self.knowledge.lexicon;
+        let person = (2..=3).contains(&chars.len())
+            && chars.iter().all(|c| super::normalize::is_cjk(*c))
+            && lx.surnames.iter().any(|s| name.starts_with(s.as_str()));
+        let org = chars.len() >= 3 && lx.name_endings.iter().any(|e| name.ends_with(e.as_str()));
+        explained_rest && (person || org)
+    }
+
+    fn turn(&self, intent: Intent, report: usize, filter: PrizeFilter, now: Instant) -> Turn {
+        Turn {
+            at: now,
+            intent,
+            report,
+            filter,
+            entities: Vec::new(),
+            alternatives: Vec::new(),
+            case: None,
+            tips_topic: None,
+            followups: 0,
+        }
+    }
+
+    fn fact(&self, report: usize, fact: usize, now: Instant) -> Decision {
+        (
+            Reply::Fact { report, fact },
+            Intent::Fact,
+            Some(self.turn(Intent::Fact, report, PrizeFilter::default(), now)),
+        )
+    }
+
+    /// The best matching fact: (index, matched groups, score).
+    fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
+        self.facts[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
+            .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
+    }
+
+    fn best_case(&self, p: &Parsed, report: usize) -> Option<usize> {
+        self.cases[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.score(p).map(|s| (i, s)))
+            .max_by_key(|(i, s)| (*s, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+    }
+
+    pub(super) fn best_topic(&self, p: &Parsed) -> Option<String> {
+        self.topics
+            .iter()
+            .filter(|(id, _)| id != "general")
+            .filter_map(|(id, kws)| {
+                let hits: Vec<usize> = kws.iter().filter_map(|k| p.keyword(*k)).collect();
+                (!hits.is_empty())
+                    .then(|| (id, hits.len(), hits.iter().copied().max().unwrap_or(0)))
+            })
+            .max_by_key(|(_, n, len)| (*len, *n))
+            .map(|(id, _, _)| id.clone())
+    }
+
+    fn who_won(&self, filter: PrizeFilter, now: Instant, report: usize) -> Decision {
+        let reply = self.winners(report, filter);
+        (
+            reply,
+            Intent::WhoWon,
+            Some(self.turn(Intent::WhoWon, report, filter, now)),
+        )
+    }
+
+    pub(super) fn winners(&self, report: usize, filter: PrizeFilter) -> Reply {
+        let r = &self.knowledge.reports[report];
+        let sections = r
+            .prizes()
+            .into_iter()
+            .filter(|prize| filter.matches(prize))
+            .map(|prize| PrizeWinners {
+                prize,
+                awards: r
+                    .awards
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.prize() == prize)
+                    .map(|(i, _)| i)
+                    .collect(),
+            })
+            .collect();
+        Reply::Winners {
+            report,
+            filter,
+            sections,
+        }
+    }
+
+    /// What one entity won in a report.
+    fn wins_of(&self, id: EntityId, report: usize) -> EntityWins {
+        let e = &self.index.entities[id];
+        let r = &self.knowledge.reports[report];
+        let awards = r
+            .awards
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| match e.kind {
+                EntityKind::Institution => a.institution == e.name,
+                _ => a.winner == e.name,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        EntityWins {
+            entity: id,
+            report,
+            awards,
+        }
+    }
+
+    pub(super) fn won(
+        &self,
+        ids: &[EntityId],
+        corrected: Option<String>,
+        filter: Option<PrizeFilter>,
+        now: Instant,
+        report: usize,
+    ) -> Decision {
+        let mut wins = Vec::new();
+        let mut nothing = Vec::new();
+        for id in ids {
+            // Without a year, an entity is looked up in the newest report that names it.
+            let mut w = self.wins_of(*id, report);
+            if w.awards.is_empty() && report == 0 {
+                for r in 1..self.knowledge.reports.len() {
+                    let older = self.wins_of(*id, r);
+                    if !older.awards.is_empty() {
+                        w = older;
+                        break;
+                    }
+                }
+            }
+            if let Some(f) = filter.filter(|f| !f.is_empty()) {
+                let r = &self.knowledge.reports[w.report];
+                let kept: Vec<usize> = w
+                    .awards
+                    .iter()
+                    .copied()
+                    .filter(|i| f.matches(&r.awards[*i].prize()))
+                    .collect();
+                if !kept.is_empty() {
+                    w.awards = kept;
+                }
+            }
+            if w.awards.is_empty() {
+                nothing.push(*id);
+            } else {
+                wins.push(w);
+            }
+        }
+        let turn = Turn {
+            entities: ids.to_vec(),
+            ..self.turn(Intent::WhatWon, report, PrizeFilter::default(), now)
+        };
+        (
+            Reply::Won {
+                wins,
+                corrected,
+                nothing,
+            },
+            Intent::WhatWon,
+            Some(turn),
+        )
+    }
+
+    /// Tips of one topic, or one tip of every topic; merged over reports
+    /// without duplicates.
+    pub(super) fn tips(&self, topic: Option<&str>) -> Reply {
+        let mut tips: Vec<(usize, usize)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut topics: Vec<String> = Vec::new();
+        for (ri, r) in self.knowledge.reports.iter().enumerate() {
+            for t in &r.antifraud.topics {
+                if !topics.contains(&t.id) {
+                    topics.push(t.id.clone());
+                }
+            }
+            for (ti, t) in r.antifraud.tips.iter().enumerate() {
+                if seen.contains(&t.zh.as_str()) {
+                    continue;
+                }
+                let take = match topic {
+                    Some(id) => t.topic == id,
+                    None => !tips.iter().any(|(r2, t2)| {
+                        self.knowledge.reports[*r2].antifraud.tips[*t2].topic == t.topic
+                    }),
+                };
+                if take {
+                    seen.push(&t.zh);
+                    tips.push((ri, ti));
+                }
+            }
+        }
+        Reply::Tips {
+            topic: topic.map(str::to_string),
+            tips,
+            topics,
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! The vocabulary index: every word the engine knows (entity names and aliases,
+//! prize words, intent cues, fact/topic/case keywords), compiled once into one
+//! Aho–Corasick automaton, plus pinyin readings for homophone-tolerant names.
+
+use super::normalize::{is_cjk, normalize_word};
+use crate::knowledge::{Group, Kind, Knowledge, Level};
+use aho_corasick::{AhoCorasick, MatchKind};
+use pinyin::ToPinyinMulti;
+use std::collections::HashMap;
+
+/// What an entity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    Person,
+    Team,
+    Institution,
+}
+
+/// A named thing of the award list: a person, a team or an institution.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub kind: EntityKind,
+    pub name: String,
+}
+
+pub type EntityId = usize;
+
+/// Kinds of cue words (see [`crate::knowledge::lexicon::Cues`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cue {
+    Award,
+    ListAll,
+    Identity,
+    Greeting,
+    Help,
+    About,
+    Subscribe,
+    Unsubscribe,
+    AntiFraud,
+    Case,
+    More,
+    Why,
+    Wrong,
+    Pronoun,
+    Filler,
+    English,
+    Followup,
+}
+
+impl Cue {
+    pub const COUNT: usize = 17;
+}
+
+/// One meaning a matched word carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    /// An entity name; `alias` when it is not the full name.
+    Entity {
+        id: EntityId,
+        alias: bool,
+    },
+    Level(Level),
+    Group(Group),
+    Kind(Kind),
+    Cue(Cue),
+    /// A keyword of a fact, topic or case trigger.
+    Keyword(u32),
+}
+
+/// A matched word in the normalised question.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    pub start: usize,
+    pub end: usize,
+    pub pattern: u32,
+}
+
+/// A name written with the pinyin of each character, for homophone matching.
+#[derive(Debug, Clone)]
+struct Spoken {
+    entity: EntityId,
+    chars: Vec<char>,
+    readings: Vec<Readings>,
+}
+
+/// Toneless pinyin readings of one character (ids into the syllable table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readings {
+    ids: [u16; 4],
+    len: u8,
+}
+
+impl Readings {
+    fn shares(&self, other: &Readings) -> bool {
+        self.ids[..self.len as usize]
+            .iter()
+            .any(|a| other.ids[..other.len as usize].contains(a))
+    }
+}
+
+/// A fuzzy match of a name against the question.
+#[derive(Debug, Clone)]
+pub struct FuzzyHit {
+    pub entity: EntityId,
+    /// What the user typed (the window of the question).
+    pub typed: String,
+    pub start: usize,
+    pub end: usize,
+    /// 0.0–1.0; homophones score higher than other slips.
+    pub confidence: f32,
+}
+
+pub struct Index {
+    automaton: AhoCorasick,
+    /// ASCII trigger keywords without spaces ("whattodo"), matched against the
+    /// question with its spaces removed, so data may write English either way.
+    compact: AhoCorasick,
+    compact_keywords: Vec<u32>,
+    patterns: Vec<String>,
+    senses: Vec<Vec<Sense>>,
+    pub entities: Vec<Entity>,
+    pub keywords: Vec<String>,
+    /// Keywords that are also everyday cue words (什么奖, 是谁): weak evidence.
+    pub generic_keywords: Vec<bool>,
+    spoken: Vec<Spoken>,
+    syllables: HashMap<&'static str, u16>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("patterns", &self.patterns.len())
+            .field("entities", &self.entities.len())
+            .finish()
+    }
+}
+
+/// How a data word is searched for in the normalised (space-padded) text.
+fn pattern_for(word: &str) -> Option<String> {
+    let w = normalize_word(word);
+    if w.is_empty() {
+        return None;
+    }
+    if w.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        // ASCII words match at a word start; short ones only as whole words.
+        if w.chars().count() < 4 {
+            Some(format!(" {w} "))
+        } else {
+            Some(format!(" {w}"))
+        }
+    } else {
+        Some(w)
+    }
+}
+
+struct Builder {
+    patterns: Vec<String>,
+    by_text: HashMap<String, usize>,
+    senses: Vec<Vec<Sense>>,
+}
+
+impl Builder {
+    fn add(&mut self, word: &str, sense: Sense) {
+        let Some(p) = pattern_for(word) else { return };
+        let idx = *self.by_text.entry(p.clone()).or_insert_with(|| {
+            self.patterns.push(p);
+            self.senses.push(Vec::new());
+            self.patterns.len() - 1
+        });
+        if !self.senses[idx].contains(&sense) {
+            self.senses[idx].push(sense);
+        }
+    }
+}
+
+impl Index {
+    pub fn build(k: &Knowledge) -> Self {
+        let mut b = Builder {
+            patterns: Vec::new(),
+            by_text: HashMap::new(),
+            senses: Vec::new(),
+        };
+        let mut entities: Vec<Entity> = Vec::new();
+        let entity_id = |kind: EntityKind, name: &str, entities: &mut Vec<Entity>| -> EntityId {
+            if let Some(i) = entities
+                .iter()
+                .position(|e| e.kind == kind && e.name == name)
+            {
+                return i;
+            }
+            entities.push(Entity {
+                kind,
+                name: name.to_string(),
+            });
+            entities.len() - 1
+        };
+
+        // Institutions and their aliases.
+        for inst in &k.institutions {
+            let id = entity_id(EntityKind::Institution, &inst.name, &mut entities);
+            b.add(&inst.name, Sense::Entity { id, alias: false });
+            for a in &inst.aliases {
+                b.add(a, Sense::Entity { id, alias: true });
+            }
+        }
+        let institution_words: Vec<String> = b.patterns.clone();
+        // People and teams of every report.
+        let mut spoken_names: Vec<(EntityId, String)> = Vec::new();
+        for r in &k.reports {
+            for a in &r.awards {
+                let kind = match a.kind {
+                    Kind::Individual => EntityKind::Person,
+                    Kind::Team => EntityKind::Team,
+                };
+                let id = entity_id(kind, &a.winner, &mut entities);
+                b.add(&a.winner, Sense::Entity { id, alias: false });
+                for alias in k.team_aliases.get(&a.winner).into_iter().flatten() {
+                    b.add(alias, Sense::Entity { id, alias: true });
+                }
+                // A team is often typed without its 队/团队 ending, or without quotes.
+                if kind == EntityKind::Team {
+                    let plain = normalize_word(&a.winner);
+                    for suffix in ["代表队", "团队", "小队", "队"] {
+                        if let Some(stem) = plain.strip_suffix(suffix)
+                            && stem.chars().count() >= 3
+                            && !institution_words.contains(&stem.to_string())
+                        {
+                            b.add(stem, Sense::Entity { id, alias: true });
+                            break;
+                        }
+                    }
+                }
+                if kind == EntityKind::Person {
+                    // Latin-letter names: "li bin", "libin", "bin li".
+                    let syl: Vec<&str> = a
+                        .winner
+                        .chars()
+                        .filter_map(|c| c.to_pinyin_multi().map(|m| m.get(0).plain()))
+                        .collect();
+                    if syl.len() >= 2 {
+                        let (family, given) = (syl[0], syl[1..].concat());
+                        for form in [
+                            format!("{family} {}", syl[1..].join(" ")),
+                            format!("{family} {given}"),
+                            format!("{family}{given}"),
+                            format!("{given} {family}"),
+                        ] {
+                            b.add(&form, Sense::Entity { id, alias: true });
+                        }
+                    }
+                }
+                spoken_names.push((id, a.winner.clone()));
+            }
+        }
+        for inst in &k.institutions {
+            let id = entity_id(EntityKind::Institution, &inst.name, &mut entities);
+            spoken_names.push((id, inst.name.clone()));
+            for a in &inst.aliases {
+                // Short aliases (兴业, 平安) are too close to everyday words for
+                // homophone matching; only long ones take part.
+                if a.chars().filter(|c| is_cjk(*c)).count() >= 4 {
+                    spoken_names.push((id, a.clone()));
+                }
+            }
+        }
+
+        let lx = &k.lexicon;
+        for (level, words) in &lx.levels {
+            for w in words {
+                b.add(w, Sense::Level(*level));
+            }
+        }
+        for (group, words) in &lx.groups {
+            for w in words {
+                b.add(w, Sense::Group(*group));
+            }
+        }
+        for (kind, words) in &lx.kinds {
+            for w in words {
+                b.add(w, Sense::Kind(*kind));
+            }
+        }
+        let c = &lx.cues;
+        for (cue, words) in [
+            (Cue::Award, &c.award),
+            (Cue::ListAll, &c.list_all),
+            (Cue::Identity, &c.identity),
+            (Cue::Greeting, &c.greeting),
+            (Cue::Help, &c.help),
+            (Cue::About, &c.about),
+            (Cue::Subscribe, &c.subscribe),
+            (Cue::Unsubscribe, &c.unsubscribe),
+            (Cue::AntiFraud, &c.antifraud),
+            (Cue::Case, &c.case),
+            (Cue::More, &c.more),
+            (Cue::Why, &c.why),
+            (Cue::Wrong, &c.wrong),
+            (Cue::Pronoun, &c.pronoun),
+            (Cue::Filler, &c.filler),
+            (Cue::English, &c.english),
+            (Cue::Followup, &c.followup),
+        ] {
+            for w in words {
+                b.add(w, Sense::Cue(cue));
+            }
+        }
+
+        // Trigger keywords of facts, topics and cases share one id space.
+        let mut keywords: Vec<String> = Vec::new();
+        let mut kw_ids: HashMap<String, u32> = HashMap::new();
+        let mut add_kw = |w: &str, b: &mut Builder| {
+            let Some(p) = pattern_for(w) else { return };
+            let id = *kw_ids.entry(p.clone()).or_insert_with(|| {
+                keywords.push(p);
+                (keywords.len() - 1) as u32
+            });
+            b.add(w, Sense::Keyword(id));
+        };
+        for r in &k.reports {
+            for f in &r.facts {
+                for g in &f.triggers {
+                    for w in g {
+                        add_kw(w, &mut b);
+                    }
+                }
+            }
+            for t in &r.antifraud.topics {
+                for w in &t.keywords {
+                    add_kw(w, &mut b);
+                }
+            }
+            for cs in &r.antifraud.cases {
+                for g in &cs.triggers {
+                    for w in g {
+                        add_kw(w, &mut b);
+                    }
+                }
+            }
+        }
+
+        let generic_keywords: Vec<bool> = keywords
+            .iter()
+            .map(|k| {
+                b.by_text.get(k).is_some_and(|i| {
+                    b.senses[*i].iter().any(|s| {
+                        matches!(
+                            s,
+                            Sense::Cue(_) | Sense::Level(_) | Sense::Kind(_) | Sense::Group(_)
+                        )
+                    })
+                })
+            })
+            .collect();
+        let mut compact_patterns: Vec<String> = Vec::new();
+        let mut compact_keywords: Vec<u32> = Vec::new();
+        for (id, kw) in keywords.iter().enumerate() {
+            let c: String = kw.chars().filter(|c| *c != ' ').collect();
+            if kw.starts_with(' ') && c.len() >= 4 && !compact_patterns.contains(&c) {
+                compact_patterns.push(c);
+                compact_keywords.push(id as u32);
+            }
+        }
+        let compact = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&compact_patterns)
+            .expect("patterns are plain strings; building cannot fail below the size limit");
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&b.patterns)
+            .expect("patterns are plain strings; building cannot fail below the size limit");
+
+        let mut syllables: HashMap<&'static str, u16> = HashMap::new();
+        let mut spoken = Vec::new();
+        for (entity, name) in spoken_names {
+            let chars: Vec<char> = normalize_word(&name)
+                .chars()
+                .filter(|c| is_cjk(*c))
+                .collect();
+            if chars.len() < 2
+                || spoken
+                    .iter()
+                    .any(|s: &Spoken| s.entity == entity && s.chars == chars)
+            {
+                continue;
+            }
+            let readings = chars
+                .iter()
+                .map(|c| readings_of(*c, &mut syllables, true))
+                .collect();
+            spoken.push(Spoken {
+                entity,
+                chars,
+                readings,
+            });
+        }
+
+        Index {
+            automaton,
+            compact,
+            compact_keywords,
+            patterns: b.patterns,
+            senses: b.senses,
+            entities,
+            keywords,
+            generic_keywords,
+            spoken,
+            syllables,
+        }
+    }
+
+    /// Every known word in `text` (overlapping), in order of position.
+    pub fn hits(&self, text: &str) -> Vec<Hit> {
+        self.automaton
+            .find_overlapping_iter(text)
+            .map(|m| Hit {
+                start: m.start(),
+                end: m.end(),
+                pattern: m.pattern().as_u32(),
+            })
+            .collect()
+    }
+
+    /// Trigger keywords found in the ASCII words of `text` run together:
+    /// (keyword id, start, end) as byte offsets into `text`.
+    pub fn compact_keyword_hits(&self, text: &str) -> Vec<(u32, usize, usize)> {
+        let mut joined = String::with_capacity(text.len());
+        let mut origin: Vec<usize> = Vec::with_capacity(text.len());
+        for (i, b) in text.bytes().enumerate() {
+            if b != b' ' {
+                joined.push(b as char);
+                origin.push(i);
+            }
+        }
+        if !text.is_ascii() {
+            // Keep it simple: only all-ASCII questions need the joined form.
+            return Vec::new();
+        }
+        self.compact
+            .find_overlapping_iter(&joined)
+            .map(|m| {
+                let id = self.compact_keywords[m.pattern().as_usize()];
+                (id, origin[m.start()], origin[m.end() - 1] + 1)
+            })
+            .collect()
+    }
+
+    pub fn senses(&self, hit: &Hit) -> &[Sense] {
+        &self.senses[hit.pattern as usize]
+    }
+
+    pub fn pattern(&self, hit: &Hit) -> &str {
+        &self.patterns[hit.pattern as usize]
+    }
+
+    pub fn keyword_id(&self, word: &str) -> Option<u32> {
+        let p = pattern_for(word)?;
+        self.keywords.iter().position(|k| *k == p).map(|i| i as u32)
+    }
+
+    /// Names that sound like a stretch of the question (homophones from pinyin
+    /// input, or one slipped character in a long name). `free` marks the byte
+    /// positions not already explained by known words.
+    pub fn fuzzy(&self, text: &str, free: &dyn Fn(usize, usize) -> bool) -> Vec<FuzzyHit> {
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        let readings: Vec<Readings> = chars
+            .iter()
+            .map(|(_, c)| {
+                if is_cjk(*c) {
+                    self.readings_known(*c)
+                } else {
+                    Readings::default()
+                }
+            })
+            .collect();
+        let mut out: Vec<FuzzyHit> = Vec::new();
+        for s in &self.spoken {
+            let m = s.chars.len();
+            if chars.len() < m {
+                continue;
+            }
+            for i in 0..=chars.len() - m {
+                let (mut equal, mut homophone, mut slip) = (0usize, 0usize, 0usize);
+                for j in 0..m {
+                    let (q, r) = (chars[i + j].1, &readings[i + j]);
+                    if q == s.chars[j] {
+                        equal += 1;
+                    } else if r.len > 0 && r.shares(&s.readings[j]) {
+                        homophone += 1;
+                    } else {
+                        slip += 1;
+                        if slip > 1 || !is_cjk(q) {
+                            break;
+                        }
+                    }
+                }
+                if equal == m || equal + homophone + slip != m {
+                    continue;
+                }
+                let accept = match (m, slip) {
+                    (2, 0) => equal == 1,
+                    (3, 0) => equal >= 1,
+                    (_, 0) => equal >= 2,
+                    (m, 1) => m >= 4 && equal >= m - 1 - homophone.min(1) && equal >= 3,
+                    _ => false,
+                };
+                let start = chars[i].0;
+                let end = chars.get(i + m).map_or(text.len(), |c| c.0);
+                if !accept || !free(start, end) {
+                    continue;
+                }
+                let confidence =
+                    if slip == 0 { 0.9 } else { 0.7 } - 0.05 * homophone as f32 / m as f32;
+                out.push(FuzzyHit {
+                    entity: s.entity,
+                    typed: text[start..end].to_string(),
+                    start,
+                    end,
+                    confidence,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+        });
+        out
+    }
+
+    fn readings_known(&self, c: char) -> Readings {
+        let mut r = Readings::default();
+        if let Some(multi) = c.to_pinyin_multi() {
+            for p in multi {
+                if let Some(id) = self.syllables.get(p.plain())
+                    && (r.len as usize) < r.ids.len()
+                    && !r.ids[..r.len as usize].contains(id)
+                {
+                    r.ids[r.len as usize] = *id;
+                    r.len += 1;
+                }
+            }
+        }
+        r
+    }
+}
+
+fn readings_of(c: char, table: &mut HashMap<&'static str, u16>, _insert: bool) -> Readings {
+    let mut r = Readings::default();
+    if let Some(multi) = c.to_pinyin_multi() {
+        for p in multi {
+            let next = table.len() as u16;
+            let id = *table.entry(p.plain()).or_insert(next);
+            if (r.len as usize) < r.ids.len() && !r.ids[..r.len as usize].contains(&id) {
+                r.ids[r.len as usize] = id;
+                r.len += 1;
+            }
+        }
+    }
+    r
+}

@@ -1,0 +1,85 @@
+//! Normalisation: the one canonical form every question and every data word is
+//! compared in. NFKC folds full-width forms, a traditional→simplified table
+//! folds 繁體, case is folded, punctuation becomes a separator, and spaces
+//! survive only between ASCII words (Chinese text has none of its own).
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Is this a CJK ideograph (the characters pinyin and names are made of)?
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
+}
+
+/// The canonical form, padded with one space on each side so that ASCII words
+/// can be matched at word boundaries (`" win "`).
+pub fn normalize(input: &str) -> String {
+    let folded: String = input.nfkc().collect();
+    let simplified = if folded.chars().any(is_cjk) {
+        fast2s::convert(&folded)
+    } else {
+        folded
+    };
+    let mut out = String::with_capacity(simplified.len() + 2);
+    out.push(' ');
+    let mut pending_space = false;
+    let mut last: Option<char> = None;
+    for c in simplified.chars() {
+        let keep = c.is_alphanumeric() || c == '\'' || c == '&' || c == '+' || c == '.';
+        if !keep {
+            pending_space = true;
+            continue;
+        }
+        // A dot only matters inside numbers (2.7亿) and an apostrophe inside words.
+        if (c == '.' || c == '\'') && !last.is_some_and(|l| l.is_ascii_alphanumeric()) {
+            pending_space = true;
+            continue;
+        }
+        if pending_space {
+            if last.is_some_and(|l| l.is_ascii_alphanumeric()) || c.is_ascii_alphanumeric() {
+                out.push(' ');
+            }
+            pending_space = false;
+        }
+        for l in c.to_lowercase() {
+            out.push(l);
+        }
+        last = Some(c);
+    }
+    // Trailing dots and apostrophes are sentence punctuation.
+    while out.ends_with('.') || out.ends_with('\'') {
+        out.pop();
+    }
+    out.push(' ');
+    out
+}
+
+/// Normalise a data word (alias, keyword) the same way, without the padding.
+pub fn normalize_word(word: &str) -> String {
+    normalize(word).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_width_traditional_case_and_punctuation() {
+        assert_eq!(normalize("個人一等獎是誰?"), " 个人一等奖是谁 ");
+        assert_eq!(
+            normalize("团体一等奖(银行机构组)"),
+            " 团体一等奖银行机构组 "
+        );
+        assert_eq!(normalize("ＷＨＯ  won?"), " who won ");
+        assert_eq!(normalize("李 彬"), " 李彬 ");
+        assert_eq!(normalize("李彬 won what"), " 李彬 won what ");
+        assert_eq!(normalize("2.7亿次。"), " 2.7亿次 ");
+        assert_eq!(normalize(""), "  ");
+        assert_eq!(normalize("people's choice."), " people's choice ");
+    }
+
+    #[test]
+    fn emoji_and_symbols_are_separators() {
+        assert_eq!(normalize("🎉李彬🎉"), " 李彬 ");
+        assert_eq!(normalize("<b>x</b>"), " b x b ");
+    }
+}

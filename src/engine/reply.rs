@@ -1,0 +1,191 @@
+//! The structured reply: what to say, not how to say it. Renderers turn it into
+//! Telegram HTML or plain text; transports add buttons from it.
+
+use super::index::EntityId;
+use crate::knowledge::{Group, Kind, Level, Prize};
+
+/// Reply language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// From a Telegram `language_code` such as `en`, `en-GB`, `zh-hans`.
+    pub fn from_code(code: Option<&str>) -> Option<Lang> {
+        let code = code?.to_ascii_lowercase();
+        if code.starts_with("en") {
+            Some(Lang::En)
+        } else if code.starts_with("zh") {
+            Some(Lang::Zh)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which prizes a question asks about; `None` means "any".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct PrizeFilter {
+    pub group: Option<Group>,
+    pub kind: Option<Kind>,
+    pub level: Option<Level>,
+}
+
+impl PrizeFilter {
+    pub fn matches(&self, p: &Prize) -> bool {
+        let level_ok = self.level.is_none_or(|l| l == p.level);
+        // The 最佳人气奖 is not split by group: it answers any group's question
+        // that asks for it by name.
+        let group_ok = match (self.group, p.group) {
+            (Some(g), Some(pg)) => g == pg,
+            (Some(_), None) => self.level == Some(Level::MostPopular),
+            (None, _) => true,
+        };
+        let kind_ok = match self.kind {
+            Some(k) => {
+                k == p.kind
+                    && (p.level != Level::MostPopular
+                        || self.level == Some(Level::MostPopular)
+                        || self.group.is_none())
+            }
+            None => true,
+        };
+        level_ok && group_ok && kind_ok
+    }
+    pub fn is_empty(&self) -> bool {
+        self.group.is_none() && self.kind.is_none() && self.level.is_none()
+    }
+    /// Fields of `self` where given, else those of `base` (a follow-up question).
+    pub fn over(self, base: PrizeFilter) -> PrizeFilter {
+        PrizeFilter {
+            group: self.group.or(base.group),
+            kind: self.kind.or(base.kind),
+            level: self.level.or(base.level),
+        }
+    }
+}
+
+/// One prize with its winners (indices into the report's award list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrizeWinners {
+    pub prize: Prize,
+    pub awards: Vec<usize>,
+}
+
+/// What one entity won in one report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityWins {
+    pub entity: EntityId,
+    pub report: usize,
+    pub awards: Vec<usize>,
+}
+
+/// A structured answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `/start`: welcome, what the bot answers, examples.
+    Welcome,
+    /// `/help`: every command.
+    Help,
+    /// `/about`: where the data comes from.
+    About,
+    /// The user wants announcements (the transport makes it durable).
+    Subscribe,
+    Unsubscribe,
+    /// Winners of the prizes a filter selects.
+    Winners {
+        report: usize,
+        filter: PrizeFilter,
+        sections: Vec<PrizeWinners>,
+    },
+    /// What people, teams or institutions won. `corrected` holds what the user
+    /// typed when the name was recognised by sound rather than spelling.
+    Won {
+        wins: Vec<EntityWins>,
+        corrected: Option<String>,
+        /// The entity was named, but won nothing in the selected report(s).
+        nothing: Vec<EntityId>,
+    },
+    Fact {
+        report: usize,
+        fact: usize,
+    },
+    /// Anti-fraud tips; `topic` is a topic id, `None` for a general selection.
+    Tips {
+        topic: Option<String>,
+        tips: Vec<(usize, usize)>,
+        /// Topics to offer as buttons.
+        topics: Vec<String>,
+    },
+    Case {
+        report: usize,
+        case: usize,
+    },
+    /// The name is not in the report.
+    NotFound {
+        name: String,
+    },
+    /// Several readings; `options` are entities, and each one's wins are listed.
+    Ambiguous {
+        typed: String,
+        options: Vec<EntityId>,
+        wins: Vec<EntityWins>,
+    },
+    /// A follow-up asked for more, and there is no more.
+    NoMore,
+    /// Off-topic or junk: a short polite answer with example questions.
+    Fallback,
+}
+
+/// What kind of question it was (for logs, tests and `ask --jsonl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Start,
+    Help,
+    About,
+    Subscribe,
+    Unsubscribe,
+    WhoWon,
+    WhatWon,
+    Awards,
+    Fact,
+    Tips,
+    Case,
+    NotFound,
+    Ambiguous,
+    NoMore,
+    Fallback,
+}
+
+impl Intent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Start => "start",
+            Intent::Help => "help",
+            Intent::About => "about",
+            Intent::Subscribe => "subscribe",
+            Intent::Unsubscribe => "unsubscribe",
+            Intent::WhoWon => "who_won",
+            Intent::WhatWon => "what_won",
+            Intent::Awards => "awards",
+            Intent::Fact => "fact",
+            Intent::Tips => "tips",
+            Intent::Case => "case",
+            Intent::NotFound => "not_found",
+            Intent::Ambiguous => "ambiguous",
+            Intent::NoMore => "no_more",
+            Intent::Fallback => "fallback",
+        }
+    }
+}
+
+/// A decided answer: the reply, the intent it answers and the language to use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub reply: Reply,
+    pub intent: Intent,
+    pub lang: Lang,
+}

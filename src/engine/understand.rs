@@ -1,0 +1,289 @@
+//! Understanding one message: which known words it contains, which entities it
+//! names (exactly, by alias, or by a homophone), and what is left over.
+
+use super::index::{Cue, EntityId, EntityKind, Hit, Index, Sense};
+use super::normalize::{is_cjk, normalize};
+use crate::knowledge::{Group, Kind, Level};
+
+/// An entity the message names. Several ids mean several readings (平安).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mention {
+    pub ids: Vec<EntityId>,
+    /// The words as the user typed them (normalised).
+    pub typed: String,
+    /// Found by sound or a slipped character, not letter for letter.
+    pub corrected: bool,
+    pub confidence: f32,
+    pub start: usize,
+}
+
+/// What a message says, before any decision about how to answer it.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub text: String,
+    pub has_cjk: bool,
+    pub levels: Vec<Level>,
+    pub groups: Vec<Group>,
+    pub kinds: Vec<Kind>,
+    pub mentions: Vec<Mention>,
+    cues: [bool; Cue::COUNT],
+    /// Matched trigger keywords with the length (in chars) of each match.
+    pub keywords: Vec<(u32, usize)>,
+    /// A name-like stretch no known word explains (an unknown person or bank).
+    pub unknown_name: Option<String>,
+    /// Characters/words that carry meaning but are not explained by any word.
+    pub unexplained: usize,
+    /// A bare number ("1", "2") — picks one of offered readings.
+    pub choice: Option<usize>,
+}
+
+impl Parsed {
+    pub fn cue(&self, c: Cue) -> bool {
+        self.cues[c as usize]
+    }
+    pub fn keyword(&self, id: u32) -> Option<usize> {
+        self.keywords
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, len)| *len)
+    }
+    pub fn is_english(&self) -> bool {
+        !self.has_cjk
+            && (self.cue(Cue::English) || self.text.bytes().any(|b| b.is_ascii_alphabetic()))
+    }
+    /// Entities of one kind that the message names unambiguously.
+    pub fn entities(&self, kind: EntityKind, index: &Index) -> Vec<EntityId> {
+        self.mentions
+            .iter()
+            .filter(|m| m.ids.len() == 1 && index.entities[m.ids[0]].kind == kind)
+            .map(|m| m.ids[0])
+            .collect()
+    }
+    /// Only punctuation, emoji or nothing.
+    pub fn is_empty(&self) -> bool {
+        self.text.trim().is_empty()
+    }
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+pub fn parse(index: &Index, input: &str) -> Parsed {
+    let text = normalize(input);
+    let hits = index.hits(&text);
+    let mut p = Parsed {
+        has_cjk: text.chars().any(is_cjk),
+        ..Parsed::default()
+    };
+
+    let is_entity = |h: &Hit| {
+        index
+            .senses(h)
+            .iter()
+            .any(|s| matches!(s, Sense::Entity { .. }))
+    };
+    let contains = |outer: &Hit, inner: &Hit| {
+        outer.start <= inner.start
+            && inner.end <= outer.end
+            && (outer.end - outer.start) > (inner.end - inner.start)
+    };
+    // A word inside a longer name is part of that name (银行 in 工商银行, 平安 in
+    // 平安人寿); an entity or group word inside any longer word is part of it.
+    let kept: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| {
+            let senses = index.senses(h);
+            let weak = senses.iter().all(|s| {
+                matches!(
+                    s,
+                    Sense::Entity { .. } | Sense::Group(_) | Sense::Keyword(_)
+                )
+            });
+            let name_like = senses
+                .iter()
+                .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
+            !hits.iter().any(|g| {
+                contains(g, h)
+                    && ((weak && is_entity(g))
+                        || (name_like
+                            && !index
+                                .senses(g)
+                                .iter()
+                                .all(|s| matches!(s, Sense::Keyword(_)))))
+            })
+        })
+        .collect();
+
+    let mut covered = vec![false; text.len()];
+    let mut name_parts = vec![false; text.len()];
+    for h in &kept {
+        let senses = index.senses(h);
+        let group_or_kind = senses
+            .iter()
+            .any(|s| matches!(s, Sense::Group(_) | Sense::Kind(_)))
+            && !senses
+                .iter()
+                .any(|s| matches!(s, Sense::Cue(_) | Sense::Level(_)));
+        for b in h.start..h.end {
+            covered[b] = true;
+            if group_or_kind {
+                name_parts[b] = true;
+            }
+        }
+        for s in senses {
+            match *s {
+                Sense::Level(l) => push_unique(&mut p.levels, l),
+                Sense::Group(g) => push_unique(&mut p.groups, g),
+                Sense::Kind(k) => push_unique(&mut p.kinds, k),
+                Sense::Cue(c) => p.cues[c as usize] = true,
+                Sense::Keyword(k) => {
+                    // Everyday words count for little when ranking facts.
+                    let len = if index.generic_keywords[k as usize] {
+                        1
+                    } else {
+                        text[h.start..h.end].trim().chars().count()
+                    };
+                    match p.keywords.iter_mut().find(|(id, _)| *id == k) {
+                        Some((_, l)) => *l = (*l).max(len),
+                        None => p.keywords.push((k, len)),
+                    }
+                }
+                Sense::Entity { .. } => {}
+            }
+        }
+    }
+
+    for (k, s, e) in index.compact_keyword_hits(&text) {
+        for b in s..e {
+            covered[b] = true;
+        }
+        let len = e - s;
+        match p.keywords.iter_mut().find(|(id, _)| *id == k) {
+            Some((_, l)) => *l = (*l).max(len),
+            None => p.keywords.push((k, len)),
+        }
+    }
+
+    // Entities: longest first, no overlaps; one span may carry several readings.
+    let mut entity_hits: Vec<&&Hit> = kept.iter().filter(|h| is_entity(h)).collect();
+    entity_hits.sort_by_key(|h| (std::cmp::Reverse(h.end - h.start), h.start));
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    for h in entity_hits {
+        if taken.iter().any(|&(s, e)| h.start < e && s < h.end) {
+            continue;
+        }
+        taken.push((h.start, h.end));
+        let mut ids: Vec<EntityId> = Vec::new();
+        for s in index.senses(h) {
+            if let Sense::Entity { id, .. } = s {
+                push_unique(&mut ids, *id);
+            }
+        }
+        p.mentions.push(Mention {
+            ids,
+            typed: text[h.start..h.end].trim().to_string(),
+            corrected: false,
+            confidence: 1.0,
+            start: h.start,
+        });
+    }
+
+    // Nothing named exactly: try names that sound like what was typed.
+    if p.mentions.is_empty() && p.has_cjk {
+        let fuzzy = index.fuzzy(&text, &|s, e| (s..e).all(|b| !covered[b] || name_parts[b]));
+        if let Some(best) = fuzzy.first() {
+            let mut ids: Vec<EntityId> = Vec::new();
+            for f in fuzzy.iter().filter(|f| {
+                f.start == best.start
+                    && f.end == best.end
+                    && (best.confidence - f.confidence).abs() < 0.06
+            }) {
+                push_unique(&mut ids, f.entity);
+            }
+            for b in best.start..best.end {
+                covered[b] = true;
+            }
+            p.mentions.push(Mention {
+                ids,
+                typed: best.typed.clone(),
+                corrected: true,
+                confidence: best.confidence,
+                start: best.start,
+            });
+        }
+    }
+    p.mentions.sort_by_key(|m| m.start);
+
+    // What is left: runs of unexplained letters, widened by adjacent group or
+    // kind words (中国 + 银行, 飞虎 + 队) into a name-like candidate.
+    let units = units_of(&text);
+    let state = |&(s, e): &(usize, usize)| {
+        if (s..e).all(|b| !covered[b]) {
+            2 // unexplained
+        } else if (s..e).all(|b| name_parts[b]) {
+            1 // a group/kind word that may end a name
+        } else {
+            0
+        }
+    };
+    p.unexplained = units.iter().filter(|u| state(u) == 2).count();
+    let mut best: Option<(usize, usize, usize)> = None;
+    let mut i = 0;
+    while i < units.len() {
+        if state(&units[i]) == 0 {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        let mut own = 0;
+        while j < units.len() && state(&units[j]) > 0 {
+            own += usize::from(state(&units[j]) == 2);
+            j += 1;
+        }
+        if own > 0 && best.is_none_or(|(_, _, o)| own > o) {
+            best = Some((units[i].0, units[j - 1].1, own));
+        }
+        i = j;
+    }
+    if let Some((s, e, _)) = best {
+        let cand = text[s..e].trim();
+        let cjk = cand.chars().filter(|c| is_cjk(*c)).count();
+        let ascii = cand.chars().filter(|c| c.is_ascii_alphabetic()).count();
+        if (2..=12).contains(&cjk) || (cjk == 0 && ascii >= 3) {
+            p.unknown_name = Some(cand.to_string());
+        }
+    }
+    let trimmed = text.trim();
+    if let Ok(n) = trimmed.parse::<usize>()
+        && (1..=9).contains(&n)
+    {
+        p.choice = Some(n);
+    }
+    p.text = text;
+    p
+}
+
+/// Byte spans of the message's units: each CJK character, each ASCII word.
+fn units_of(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut word: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_ascii_alphanumeric() || (word.is_some() && matches!(c, '\'' | '.' | '&' | '+')) {
+            word.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = word.take() {
+            out.push((s, i));
+        }
+        if c.is_alphanumeric() {
+            out.push((i, i + c.len_utf8()));
+        }
+    }
+    if let Some(s) = word {
+        out.push((s, text.len()));
+    }
+    out
+}

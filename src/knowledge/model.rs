@@ -1,0 +1,288 @@
+//! The typed shape of a report's data. These types parse at the edge: once a
+//! [`Knowledge`](super::Knowledge) exists, every prize, group and level is valid.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The two competition groups of the contest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Bank,
+    Insurance,
+}
+
+/// Team (团体) or individual (个人) prize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Team,
+    Individual,
+}
+
+/// Prize level, in the order the award list gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    First,
+    Second,
+    Third,
+    Excellence,
+    MostPopular,
+}
+
+impl Group {
+    pub const ALL: [Group; 2] = [Group::Bank, Group::Insurance];
+    pub fn zh(self) -> &'static str {
+        match self {
+            Group::Bank => "银行机构组",
+            Group::Insurance => "保险机构组",
+        }
+    }
+    pub fn en(self) -> &'static str {
+        match self {
+            Group::Bank => "Banking group",
+            Group::Insurance => "Insurance group",
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Group::Bank => "b",
+            Group::Insurance => "i",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        Group::ALL.into_iter().find(|g| g.code() == s)
+    }
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Team, Kind::Individual];
+    pub fn zh(self) -> &'static str {
+        match self {
+            Kind::Team => "团体",
+            Kind::Individual => "个人",
+        }
+    }
+    pub fn en(self) -> &'static str {
+        match self {
+            Kind::Team => "Team",
+            Kind::Individual => "Individual",
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Team => "t",
+            Kind::Individual => "p",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        Kind::ALL.into_iter().find(|k| k.code() == s)
+    }
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [
+        Level::First,
+        Level::Second,
+        Level::Third,
+        Level::Excellence,
+        Level::MostPopular,
+    ];
+    pub fn zh(self) -> &'static str {
+        match self {
+            Level::First => "一等奖",
+            Level::Second => "二等奖",
+            Level::Third => "三等奖",
+            Level::Excellence => "优胜奖",
+            Level::MostPopular => "最佳人气奖",
+        }
+    }
+    pub fn en(self) -> &'static str {
+        match self {
+            Level::First => "First Prize",
+            Level::Second => "Second Prize",
+            Level::Third => "Third Prize",
+            Level::Excellence => "Excellence Award",
+            Level::MostPopular => "Most Popular Award",
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Level::First => "1",
+            Level::Second => "2",
+            Level::Third => "3",
+            Level::Excellence => "x",
+            Level::MostPopular => "m",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        Level::ALL.into_iter().find(|l| l.code() == s)
+    }
+}
+
+/// A prize of the award list. The 最佳人气奖 has no group and no kind of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prize {
+    pub level: Level,
+    pub group: Option<Group>,
+    pub kind: Kind,
+}
+
+impl Prize {
+    /// The label as the report writes it, e.g. `团体一等奖` or `最佳人气奖`.
+    pub fn label_zh(&self) -> String {
+        match self.level {
+            Level::MostPopular => Level::MostPopular.zh().to_string(),
+            l => format!("{}{}", self.kind.zh(), l.zh()),
+        }
+    }
+    pub fn label_en(&self) -> String {
+        match self.level {
+            Level::MostPopular => Level::MostPopular.en().to_string(),
+            l => format!("{} {}", self.kind.en(), l.en()),
+        }
+    }
+    /// Label with its group, e.g. `团体一等奖(银行机构组)`.
+    pub fn full_label_zh(&self) -> String {
+        match self.group {
+            Some(g) => format!("{}({})", self.label_zh(), g.zh()),
+            None => self.label_zh(),
+        }
+    }
+    pub fn full_label_en(&self) -> String {
+        match self.group {
+            Some(g) => format!("{} ({})", self.label_en(), g.en()),
+            None => self.label_en(),
+        }
+    }
+}
+
+impl fmt::Display for Prize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full_label_zh())
+    }
+}
+
+/// One row of the award list: who (a team or a person) of which institution won which prize.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Award {
+    pub group: Option<Group>,
+    pub kind: Kind,
+    pub level: Level,
+    pub institution: String,
+    pub winner: String,
+    /// Line of the source report this row was read from (1-based).
+    pub line: usize,
+}
+
+impl Award {
+    pub fn prize(&self) -> Prize {
+        Prize {
+            level: self.level,
+            group: self.group,
+            kind: self.kind,
+        }
+    }
+}
+
+/// An institution and the names people really use for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    pub name: String,
+    pub en: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// What a report is about: the contest and where the text lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportMeta {
+    pub id: String,
+    pub title: String,
+    pub contest: String,
+    pub year: u16,
+    /// ISO date of the final, e.g. `2022-11-22`.
+    pub final_date: String,
+    pub city: String,
+    pub published: String,
+    /// File name under `sources/`.
+    pub source: String,
+    #[serde(default)]
+    pub teams: Option<u32>,
+    #[serde(default)]
+    pub participants: Option<u32>,
+    #[serde(default)]
+    pub finalists: Option<u32>,
+}
+
+/// A stated fact with the words that find it and the report text it rests on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fact {
+    pub id: String,
+    pub topic: String,
+    pub question_zh: String,
+    pub question_en: String,
+    /// All groups must match; within a group any keyword.
+    pub triggers: Vec<Vec<String>>,
+    pub answer_zh: String,
+    pub answer_en: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+    pub evidence: Vec<String>,
+}
+
+/// A kind of scam, with the words that name it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub keywords: Vec<String>,
+}
+
+/// One piece of advice, tied to the sentence of the report it is drawn from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tip {
+    pub id: String,
+    pub topic: String,
+    pub zh: String,
+    pub en: String,
+    pub evidence: String,
+}
+
+/// A scam case the report tells.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub id: String,
+    pub title_zh: String,
+    pub title_en: String,
+    pub topics: Vec<String>,
+    pub summary_zh: String,
+    pub summary_en: String,
+    pub how_stopped_zh: String,
+    pub how_stopped_en: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+    pub evidence: Vec<String>,
+    pub triggers: Vec<Vec<String>>,
+}
+
+/// The anti-fraud part of a report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiFraud {
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    #[serde(default)]
+    pub tips: Vec<Tip>,
+    #[serde(default)]
+    pub cases: Vec<Case>,
+}

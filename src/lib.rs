@@ -1,0 +1,21 @@
+//! # reportbot
+//!
+//! A Telegram bot that answers people's questions about published reports:
+//! who won which prize, what a person, team or institution won, facts about the
+//! contest, and anti-fraud tips for elderly relatives.
+//!
+//! Data flows one way, one module per step:
+//!
+//! - [`knowledge`]: `data/` → typed, validated knowledge (every fact checked
+//!   against the report text while loading).
+//! - [`engine`]: a message → normalised → entities and intent → a structured
+//!   [`engine::Reply`]; conversation context is a value passed in and out.
+//! - [`render`]: a reply → Telegram HTML or plain text.
+//! - transports: `cli` (`reportbot ask`, `reportbot chat`) and `telegram`.
+
+pub mod cli;
+pub mod engine;
+pub mod knowledge;
+pub mod render;
+
+pub use engine::{Answered, Context, Engine};
