@@ -53,7 +53,7 @@ impl Engine {
             "unsubscribe" => plain(Reply::Unsubscribe, Intent::Unsubscribe),
             "tips" => {
                 let p = super::understand::parse(&self.index, args);
-                let topic = self.best_topic(&p);
+                let topic = self.best_topic(&p).map(|(t, _)| t);
                 plain(self.tips(topic.as_deref()), Intent::Tips)
             }
             "winner" | "who" | "ask" => {
@@ -325,8 +325,11 @@ impl Engine {
                 Some(turn),
             );
         }
-        let prize_question = filter.level.is_some()
-            || p.cue(Cue::ListAll)
+        // "世界杯冠军是哪个国家": prize words amid much unexplained text are not
+        // about this contest.
+        let about_contest = p.unexplained <= 2 || filter.group.is_some() || filter.kind.is_some();
+        let prize_question = about_contest && filter.level.is_some()
+            || (about_contest && p.cue(Cue::ListAll))
             || ((filter.group.is_some() || filter.kind.is_some())
                 && award_cue
                 && p.unknown_name.is_none());
@@ -363,9 +366,11 @@ impl Engine {
         }
         let case = self.best_case(p, report);
         let topic = self.best_topic(p);
-        if let Some(c) = case
-            && (p.cue(Cue::Case) || topic.is_none())
-            && strong_fact.is_none_or(|(_, g, _)| g < 2)
+        let topic_score = topic.as_ref().map_or(0, |(_, s)| *s);
+        let topic = topic.map(|(t, _)| t);
+        if let Some((c, case_score)) = case
+            && (p.cue(Cue::Case) || topic.is_none() || case_score > topic_score)
+            && strong_fact.is_none_or(|(_, g, s)| g < 2 && s <= case_score)
         {
             let turn = Turn {
                 case: Some(c),
@@ -385,8 +390,10 @@ impl Engine {
                 None,
             );
         }
-        if let Some((f, groups, _)) = fact
-            && (groups >= 2 || (topic.is_none() && !p.cue(Cue::AntiFraud)))
+        if let Some((f, groups, score)) = fact
+            && (groups >= 2
+                || (topic.is_none() && !p.cue(Cue::AntiFraud))
+                || (score >= 3 && score > topic_score))
         {
             return self.fact(report, f, now);
         }
@@ -412,7 +419,7 @@ impl Engine {
                 None,
             );
         }
-        if p.cue(Cue::Greeting) {
+        if p.cue(Cue::Greeting) && p.unexplained <= 1 {
             return (Reply::Welcome, Intent::Start, None);
         }
         (Reply::Fallback, Intent::Fallback, None)
@@ -462,16 +469,16 @@ impl Engine {
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
     }
 
-    fn best_case(&self, p: &Parsed, report: usize) -> Option<usize> {
+    fn best_case(&self, p: &Parsed, report: usize) -> Option<(usize, usize)> {
         self.cases[report]
             .iter()
             .enumerate()
             .filter_map(|(i, t)| t.score(p).map(|s| (i, s)))
             .max_by_key(|(i, s)| (*s, std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
     }
 
-    pub(super) fn best_topic(&self, p: &Parsed) -> Option<String> {
+    /// The scam topic a message is about, with its score.
+    pub(super) fn best_topic(&self, p: &Parsed) -> Option<(String, usize)> {
         self.topics
             .iter()
             .filter(|(id, _)| id != "general")
@@ -481,7 +488,7 @@ impl Engine {
                     .then(|| (id, hits.len(), hits.iter().copied().max().unwrap_or(0)))
             })
             .max_by_key(|(_, n, len)| (*len, *n))
-            .map(|(id, _, _)| id.clone())
+            .map(|(id, _, len)| (id.clone(), len))
     }
 
     fn who_won(&self, filter: PrizeFilter, now: Instant, report: usize) -> Decision {

@@ -78,7 +78,9 @@ pub struct Hit {
 /// A name written with the pinyin of each character, for homophone matching.
 #[derive(Debug, Clone)]
 struct Spoken {
-    entity: EntityId,
+    /// The pattern whose senses a match carries.
+    pattern: u32,
+    slips_ok: bool,
     chars: Vec<char>,
     readings: Vec<Readings>,
 }
@@ -101,7 +103,7 @@ impl Readings {
 /// A fuzzy match of a name against the question.
 #[derive(Debug, Clone)]
 pub struct FuzzyHit {
-    pub entity: EntityId,
+    pub pattern: u32,
     /// What the user typed (the window of the question).
     pub typed: String,
     pub start: usize,
@@ -205,7 +207,8 @@ impl Index {
         }
         let institution_words: Vec<String> = b.patterns.clone();
         // People and teams of every report.
-        let mut spoken_names: Vec<(EntityId, String)> = Vec::new();
+        // Words that may be typed by sound: (word, may a non-homophone slip match).
+        let mut spoken_names: Vec<(String, bool)> = Vec::new();
         for r in &k.reports {
             for a in &r.awards {
                 let kind = match a.kind {
@@ -249,17 +252,20 @@ impl Index {
                         }
                     }
                 }
-                spoken_names.push((id, a.winner.clone()));
+                spoken_names.push((a.winner.clone(), true));
             }
         }
         for inst in &k.institutions {
             let id = entity_id(EntityKind::Institution, &inst.name, &mut entities);
-            spoken_names.push((id, inst.name.clone()));
+            let _ = id;
+            // Bank names differ by one character all the time (招商银行,
+            // 浙商银行, 农商银行): only homophones, never slips.
+            spoken_names.push((inst.name.clone(), false));
             for a in &inst.aliases {
                 // Short aliases (兴业, 平安) are too close to everyday words for
                 // homophone matching; only long ones take part.
                 if a.chars().filter(|c| is_cjk(*c)).count() >= 4 {
-                    spoken_names.push((id, a.clone()));
+                    spoken_names.push((a.clone(), false));
                 }
             }
         }
@@ -267,6 +273,9 @@ impl Index {
         let lx = &k.lexicon;
         for (level, words) in &lx.levels {
             for w in words {
+                if w.chars().filter(|c| is_cjk(*c)).count() >= 4 {
+                    spoken_names.push((w.clone(), false));
+                }
                 b.add(w, Sense::Level(*level));
             }
         }
@@ -320,6 +329,15 @@ impl Index {
             for f in &r.facts {
                 for g in &f.triggers {
                     for w in g {
+                        // Officials are asked about by name, typed by sound too.
+                        let n = w.chars().count();
+                        if f.topic == "people"
+                            && (2..=4).contains(&n)
+                            && w.chars().all(is_cjk)
+                            && lx.surnames.iter().any(|s| w.starts_with(s.as_str()))
+                        {
+                            spoken_names.push((w.clone(), false));
+                        }
                         add_kw(w, &mut b);
                     }
                 }
@@ -371,16 +389,15 @@ impl Index {
 
         let mut syllables: HashMap<&'static str, u16> = HashMap::new();
         let mut spoken = Vec::new();
-        for (entity, name) in spoken_names {
+        for (name, slips_ok) in spoken_names {
+            let Some(&pattern) = pattern_for(&name).and_then(|p| b.by_text.get(&p)) else {
+                continue;
+            };
             let chars: Vec<char> = normalize_word(&name)
                 .chars()
                 .filter(|c| is_cjk(*c))
                 .collect();
-            if chars.len() < 2
-                || spoken
-                    .iter()
-                    .any(|s: &Spoken| s.entity == entity && s.chars == chars)
-            {
+            if chars.len() < 2 || spoken.iter().any(|s: &Spoken| s.chars == chars) {
                 continue;
             }
             let readings = chars
@@ -388,7 +405,8 @@ impl Index {
                 .map(|c| readings_of(*c, &mut syllables, true))
                 .collect();
             spoken.push(Spoken {
-                entity,
+                pattern: pattern as u32,
+                slips_ok,
                 chars,
                 readings,
             });
@@ -442,6 +460,10 @@ impl Index {
                 (id, origin[m.start()], origin[m.end() - 1] + 1)
             })
             .collect()
+    }
+
+    pub fn pattern_senses(&self, pattern: u32) -> &[Sense] {
+        &self.senses[pattern as usize]
     }
 
     pub fn senses(&self, hit: &Hit) -> &[Sense] {
@@ -500,7 +522,12 @@ impl Index {
                     (2, 0) => equal == 1,
                     (3, 0) => equal >= 1,
                     (_, 0) => equal >= 2,
-                    (m, 1) => m >= 4 && equal >= m - 1 - homophone.min(1) && equal >= 3,
+                    // A slipped (non-homophone) character only in long person or
+                    // team names: bank names differ by one character all the time
+                    // (招商银行, 浙商银行, 农商银行).
+                    (m, 1) => {
+                        m >= 4 && s.slips_ok && equal >= m - 1 - homophone.min(1) && equal >= 3
+                    }
                     _ => false,
                 };
                 let start = chars[i].0;
@@ -511,7 +538,7 @@ impl Index {
                 let confidence =
                     if slip == 0 { 0.9 } else { 0.7 } - 0.05 * homophone as f32 / m as f32;
                 out.push(FuzzyHit {
-                    entity: s.entity,
+                    pattern: s.pattern,
                     typed: text[start..end].to_string(),
                     start,
                     end,

@@ -27,11 +27,16 @@ struct Trigger {
 }
 
 impl Trigger {
-    /// Sum of the longest match of each group, if every group matches.
+    /// If every group matches: the summed length of all matched keywords
+    /// (more and longer evidence ranks higher).
     fn score(&self, p: &Parsed) -> Option<usize> {
         let mut total = 0;
         for g in &self.groups {
-            total += g.iter().filter_map(|k| p.keyword(*k)).max()?;
+            let matched: usize = g.iter().filter_map(|k| p.keyword(*k)).sum();
+            if matched == 0 {
+                return None;
+            }
+            total += matched;
         }
         Some(total)
     }

@@ -34,8 +34,16 @@ pub fn normalize(input: &str) -> String {
             pending_space = true;
             continue;
         }
-        if pending_space {
-            if last.is_some_and(|l| l.is_ascii_alphanumeric()) || c.is_ascii_alphanumeric() {
+        let boundary = last.is_some_and(|l| {
+            (l.is_ascii_alphabetic() && !c.is_ascii()) || (!l.is_ascii() && c.is_ascii_alphabetic())
+        });
+        if pending_space || boundary {
+            // Latin words stay separated (from each other and from Chinese);
+            // Chinese characters join up.
+            if boundary
+                || last.is_some_and(|l| l.is_ascii_alphanumeric())
+                || c.is_ascii_alphanumeric()
+            {
                 out.push(' ');
             }
             pending_space = false;
@@ -72,6 +80,8 @@ mod tests {
         assert_eq!(normalize("ＷＨＯ  won?"), " who won ");
         assert_eq!(normalize("李 彬"), " 李彬 ");
         assert_eq!(normalize("李彬 won what"), " 李彬 won what ");
+        assert_eq!(normalize("CCB得了什么奖"), " ccb 得了什么奖 ");
+        assert_eq!(normalize("What did 李彬win"), " what did 李彬 win ");
         assert_eq!(normalize("2.7亿次。"), " 2.7亿次 ");
         assert_eq!(normalize(""), "  ");
         assert_eq!(normalize("people's choice."), " people's choice ");

@@ -35,6 +35,8 @@ pub struct Parsed {
     pub unexplained: usize,
     /// A bare number ("1", "2") — picks one of offered readings.
     pub choice: Option<usize>,
+    /// Chinese characters that are not part of a named entity.
+    pub cjk_outside_mentions: usize,
 }
 
 impl Parsed {
@@ -47,9 +49,17 @@ impl Parsed {
             .find(|(k, _)| *k == id)
             .map(|(_, len)| *len)
     }
+    /// English, possibly with Chinese names inside ("What did 李彬 win?").
     pub fn is_english(&self) -> bool {
-        !self.has_cjk
-            && (self.cue(Cue::English) || self.text.bytes().any(|b| b.is_ascii_alphabetic()))
+        let latin_words = self
+            .text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| w.len() >= 2)
+            .count();
+        if !self.has_cjk {
+            return latin_words >= 1;
+        }
+        latin_words >= 2 && self.cue(Cue::English) && self.cjk_outside_mentions == 0
     }
     /// Entities of one kind that the message names unambiguously.
     pub fn entities(&self, kind: EntityKind, index: &Index) -> Vec<EntityId> {
@@ -105,15 +115,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             let name_like = senses
                 .iter()
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
-            !hits.iter().any(|g| {
-                contains(g, h)
-                    && ((weak && is_entity(g))
-                        || (name_like
-                            && !index
-                                .senses(g)
-                                .iter()
-                                .all(|s| matches!(s, Sense::Keyword(_)))))
-            })
+            !hits
+                .iter()
+                .any(|g| contains(g, h) && ((weak && is_entity(g)) || name_like))
         })
         .collect();
 
@@ -201,21 +205,69 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     && f.end == best.end
                     && (best.confidence - f.confidence).abs() < 0.06
             }) {
-                push_unique(&mut ids, f.entity);
+                for sense in index.pattern_senses(f.pattern) {
+                    match *sense {
+                        Sense::Entity { id, .. } => push_unique(&mut ids, id),
+                        Sense::Level(l) => push_unique(&mut p.levels, l),
+                        Sense::Group(g) => push_unique(&mut p.groups, g),
+                        Sense::Kind(k) => push_unique(&mut p.kinds, k),
+                        Sense::Cue(c) => p.cues[c as usize] = true,
+                        Sense::Keyword(k) => {
+                            if !p.keywords.iter().any(|(id, _)| *id == k) {
+                                p.keywords.push((k, best.typed.chars().count()));
+                            }
+                        }
+                    }
+                }
             }
             for b in best.start..best.end {
                 covered[b] = true;
             }
-            p.mentions.push(Mention {
-                ids,
-                typed: best.typed.clone(),
-                corrected: true,
-                confidence: best.confidence,
-                start: best.start,
-            });
+            if !ids.is_empty() {
+                p.mentions.push(Mention {
+                    ids,
+                    typed: best.typed.clone(),
+                    corrected: true,
+                    confidence: best.confidence,
+                    start: best.start,
+                });
+            }
+        }
+    }
+    // A short alias right after unexplained characters is the end of another
+    // name: 泰康 + 人寿 is not one of our 人寿s.
+    let mut dropped: Vec<(usize, usize)> = Vec::new();
+    p.mentions.retain(|m| {
+        let short = !m.corrected && m.typed.chars().count() <= 2 && m.ids.len() > 1;
+        let before = text[..m.start].chars().next_back();
+        let glued = before.is_some_and(|c| is_cjk(c) && !covered[m.start - c.len_utf8()]);
+        if short && glued {
+            dropped.push((m.start, m.start + m.typed.len()));
+            false
+        } else {
+            true
+        }
+    });
+    for (s, e) in dropped {
+        for b in s..e {
+            name_parts[b] = true;
         }
     }
     p.mentions.sort_by_key(|m| m.start);
+    p.cjk_outside_mentions = text
+        .char_indices()
+        .filter(|(i, c)| {
+            is_cjk(*c)
+                && !p.mentions.iter().any(|m| {
+                    *i >= m.start
+                        && *i
+                            < m.start
+                                + text[m.start..]
+                                    .find(m.typed.as_str())
+                                    .map_or(0, |o| o + m.typed.len())
+                })
+        })
+        .count();
 
     // What is left: runs of unexplained letters, widened by adjacent group or
     // kind words (中国 + 银行, 飞虎 + 队) into a name-like candidate.

@@ -1,0 +1,322 @@
+//! Settings: one typed struct, read from a TOML file and then the environment.
+//!
+//! Order of precedence: built-in defaults < `--config FILE` / `REPORTBOT_CONFIG`
+//! < environment (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`, `REPORTBOT_DB`,
+//! `REPORTBOT_ADMINS`, `REPORTBOT_LOG_FORMAT`). Every error names the setting.
+
+use crate::broadcast::BroadcastSettings;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Why settings could not be read. Never contains the token.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("setting `{setting}`: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// The bot token. Its `Debug` never shows the secret.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl Token {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() { "Token(<unset>)" } else { "Token(<redacted>)" })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramSettings {
+    pub token: Token,
+    pub api_url: String,
+    /// Long-polling timeout of getUpdates, seconds.
+    pub polling_timeout_secs: u64,
+    /// Telegram user ids allowed to /announce.
+    pub admins: Vec<i64>,
+    /// How often a reply is tried before it is given up (429 waits do not count).
+    pub reply_attempts: u32,
+    /// Time limit of one send attempt, seconds (teloxide stalls 10 s on a 5xx).
+    pub send_timeout_secs: u64,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        TelegramSettings {
+            token: Token::default(),
+            api_url: "https://api.telegram.org".into(),
+            polling_timeout_secs: 10,
+            admins: Vec::new(),
+            reply_attempts: 5,
+            send_timeout_secs: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FloodSettings {
+    /// More than this many messages from one user within `window_secs` …
+    pub max_messages: u32,
+    pub window_secs: u64,
+    /// … gets one polite notice, then silence for this long.
+    pub cooldown_secs: u64,
+}
+
+impl Default for FloodSettings {
+    fn default() -> Self {
+        FloodSettings {
+            max_messages: 20,
+            window_secs: 10,
+            cooldown_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationSettings {
+    /// A follow-up question may lean on the last answer for this long.
+    pub ttl_secs: u64,
+    pub max_turns: u32,
+    /// Upper bound of conversations kept in memory (oldest dropped first).
+    pub max_contexts: usize,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        ConversationSettings {
+            ttl_secs: 600,
+            max_turns: 20,
+            max_contexts: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub database: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSettings {
+    /// A data directory with reports; the built-in data when unset.
+    pub dir: Option<PathBuf>,
+    /// Reload the data directory when it changes (checked every few seconds).
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// All settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub telegram: TelegramSettings,
+    pub storage: StorageSettings,
+    pub data: DataSettings,
+    pub log: LogSettings,
+    pub flood: FloodSettings,
+    pub conversation: ConversationSettings,
+    pub broadcast: BroadcastSettings,
+}
+
+impl Settings {
+    /// Read the file (if any), then apply the environment, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::load_with(file, &env)
+    }
+
+    /// As [`Settings::load`], with the environment given (for tests).
+    pub fn load_with(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::from_toml(path, &text)?
+            }
+            None => Settings::default(),
+        };
+        if let Some(t) = env("TELOXIDE_TOKEN") {
+            s.telegram.token = Token(t);
+        }
+        if let Some(u) = env("TELOXIDE_API_URL") {
+            s.telegram.api_url = u;
+        }
+        if let Some(db) = env("REPORTBOT_DB") {
+            s.storage.database = Some(PathBuf::from(db));
+        }
+        if let Some(list) = env("REPORTBOT_ADMINS") {
+            s.telegram.admins = parse_admins(&list)?;
+        }
+        if let Some(f) = env("REPORTBOT_LOG_FORMAT") {
+            s.log.format = match f.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => return Err(invalid("REPORTBOT_LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+            };
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn from_toml(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: format!("{place}{}", e.message()),
+            }
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.telegram;
+        let url = t.api_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            return Err(invalid("telegram.api_url / TELOXIDE_API_URL", format!("not an http(s) URL: {url:?}")));
+        }
+        if t.polling_timeout_secs > 50 {
+            return Err(invalid("telegram.polling_timeout_secs", "at most 50"));
+        }
+        if t.reply_attempts == 0 {
+            return Err(invalid("telegram.reply_attempts", "must be at least 1"));
+        }
+        if t.send_timeout_secs == 0 {
+            return Err(invalid("telegram.send_timeout_secs", "must be at least 1"));
+        }
+        let f = &self.flood;
+        if f.max_messages == 0 || f.window_secs == 0 {
+            return Err(invalid("flood.max_messages / flood.window_secs", "must be at least 1"));
+        }
+        if self.conversation.max_contexts == 0 {
+            return Err(invalid("conversation.max_contexts", "must be at least 1"));
+        }
+        self.broadcast
+            .validate()
+            .map_err(|e| invalid("broadcast", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The token, or the one-line error that stops start-up.
+    pub fn require_token(&self) -> Result<&Token, ConfigError> {
+        if self.telegram.token.is_empty() {
+            return Err(invalid(
+                "TELOXIDE_TOKEN",
+                "missing: set the bot token from @BotFather (or telegram.token in the config file)",
+            ));
+        }
+        if !self.telegram.token.expose().contains(':') {
+            return Err(invalid("TELOXIDE_TOKEN", "does not look like a bot token (expected <id>:<secret>)"));
+        }
+        Ok(&self.telegram.token)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.storage
+            .database
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("reportbot.db"))
+    }
+}
+
+fn parse_admins(list: &str) -> Result<Vec<i64>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| invalid("REPORTBOT_ADMINS", format!("{s:?} is not a Telegram user id")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../config.example.toml");
+        let s = Settings::from_toml(Path::new("config.example.toml"), text).unwrap();
+        assert_eq!(s.flood.max_messages, 20);
+    }
+
+    #[test]
+    fn errors_name_line_and_setting() {
+        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\npolling_timeout_secs = \"x\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml: line 2:"), "{err}");
+        let err = Settings::from_toml(Path::new("c.toml"), "[flood]\nmax_mesages = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_mesages"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_and_token_is_redacted() {
+        let env = |k: &str| match k {
+            "TELOXIDE_TOKEN" => Some("123:SECRET".to_string()),
+            "REPORTBOT_ADMINS" => Some("1, 2".to_string()),
+            _ => None,
+        };
+        let s = Settings::load_with(None, &env).unwrap();
+        assert_eq!(s.telegram.admins, vec![1, 2]);
+        assert!(!format!("{s:?}").contains("SECRET"));
+        assert!(s.require_token().is_ok());
+        let s = Settings::load_with(None, &no_env).unwrap();
+        let err = s.require_token().unwrap_err().to_string();
+        assert!(err.contains("TELOXIDE_TOKEN"), "{err}");
+        let bad = |k: &str| (k == "REPORTBOT_ADMINS").then(|| "12,abc".to_string());
+        assert!(Settings::load_with(None, &bad).unwrap_err().to_string().contains("REPORTBOT_ADMINS"));
+    }
+}

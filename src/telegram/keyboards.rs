@@ -1,0 +1,269 @@
+//! Inline keyboards and their callback data, parsed at the edge into
+//! [`Callback`]. Every callback string stays within Telegram's 64 bytes.
+
+use crate::engine::{Engine, EntityId, Lang, PrizeFilter};
+use crate::knowledge::{Group, Kind, Level};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+/// A button press, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Callback {
+    /// Browse the award list: a partial prize selection (`level` set = winners).
+    Browse(PrizeFilter),
+    /// The whole award list.
+    BrowseAll,
+    /// Tips of a topic (`None` = a general selection).
+    Tips(Option<String>),
+    /// One reading of an ambiguous name.
+    Entity(EntityId),
+    /// Confirm or cancel a drafted announcement.
+    Announce { id: i64, confirm: bool },
+}
+
+impl Callback {
+    pub fn encode(&self) -> String {
+        match self {
+            Callback::Browse(f) => {
+                let mut s = String::from("a");
+                if f.level == Some(Level::MostPopular) {
+                    return "a:m".into();
+                }
+                if let Some(g) = f.group {
+                    s.push(':');
+                    s.push_str(g.code());
+                    if let Some(k) = f.kind {
+                        s.push(':');
+                        s.push_str(k.code());
+                        if let Some(l) = f.level {
+                            s.push(':');
+                            s.push_str(l.code());
+                        }
+                    }
+                }
+                s
+            }
+            Callback::BrowseAll => "a:all".into(),
+            Callback::Tips(t) => format!("t:{}", t.as_deref().unwrap_or("")),
+            Callback::Entity(id) => format!("e:{id}"),
+            Callback::Announce { id, confirm } => format!("n:{}:{id}", if *confirm { "ok" } else { "no" }),
+        }
+    }
+
+    /// Parse callback data; `None` for anything we did not make.
+    pub fn parse(data: &str) -> Option<Callback> {
+        let parts: Vec<&str> = data.split(':').collect();
+        match parts.as_slice() {
+            ["a"] => Some(Callback::Browse(PrizeFilter::default())),
+            ["a", "all"] => Some(Callback::BrowseAll),
+            ["a", "m"] => Some(Callback::Browse(PrizeFilter {
+                level: Some(Level::MostPopular),
+                ..PrizeFilter::default()
+            })),
+            ["a", g, rest @ ..] if rest.len() <= 2 => {
+                let group = Some(Group::from_code(g)?);
+                let kind = match rest.first() {
+                    Some(k) => Some(Kind::from_code(k)?),
+                    None => None,
+                };
+                let level = match rest.get(1) {
+                    Some(l) => Some(Level::from_code(l).filter(|l| *l != Level::MostPopular)?),
+                    None => None,
+                };
+                Some(Callback::Browse(PrizeFilter { group, kind, level }))
+            }
+            ["t", ""] => Some(Callback::Tips(None)),
+            ["t", topic] if topic.len() <= 40 && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                Some(Callback::Tips(Some(topic.to_string())))
+            }
+            ["e", n] => n.parse().ok().map(Callback::Entity),
+            ["n", "ok", id] => id.parse().ok().map(|id| Callback::Announce { id, confirm: true }),
+            ["n", "no", id] => id.parse().ok().map(|id| Callback::Announce { id, confirm: false }),
+            _ => None,
+        }
+    }
+}
+
+fn button(label: impl Into<String>, cb: Callback) -> InlineKeyboardButton {
+    InlineKeyboardButton::callback(label.into(), cb.encode())
+}
+
+fn t(lang: Lang, zh: &str, en: &str) -> String {
+    match lang {
+        Lang::Zh => zh.into(),
+        Lang::En => en.into(),
+    }
+}
+
+/// The text above a browsing keyboard.
+pub fn browse_title(f: &PrizeFilter, lang: Lang) -> String {
+    match (f.group, f.kind) {
+        (None, _) => t(lang, "荣誉榜:请选择组别", "Award list: choose a group"),
+        (Some(g), None) => match lang {
+            Lang::Zh => format!("{}:团体还是个人?", g.zh()),
+            Lang::En => format!("{}: team or individual?", g.en()),
+        },
+        (Some(g), Some(k)) => match lang {
+            Lang::Zh => format!("{} · {}:请选择奖项", g.zh(), k.zh()),
+            Lang::En => format!("{} · {}: choose a prize", g.en(), k.en()),
+        },
+    }
+}
+
+/// Keyboard for one step of browsing: group → kind → level → winners, with Back.
+pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMarkup {
+    let back = |to: PrizeFilter| button(t(lang, "« 返回", "« Back"), Callback::Browse(to));
+    let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
+    let label_group = |g: Group| match lang {
+        Lang::Zh => g.zh().to_string(),
+        Lang::En => g.en().to_string(),
+    };
+    if f.level.is_some() {
+        // Winners are shown: go back one step.
+        let parent = if f.level == Some(Level::MostPopular) {
+            PrizeFilter::default()
+        } else {
+            PrizeFilter { level: None, ..*f }
+        };
+        rows.push(vec![back(parent), button(t(lang, "荣誉榜首页", "Award list"), Callback::Browse(PrizeFilter::default()))]);
+        return InlineKeyboardMarkup::new(rows);
+    }
+    match (f.group, f.kind) {
+        (None, _) => {
+            rows.push(Group::ALL.iter().map(|g| button(label_group(*g), Callback::Browse(PrizeFilter { group: Some(*g), ..PrizeFilter::default() }))).collect());
+            let popular = PrizeFilter {
+                level: Some(Level::MostPopular),
+                ..PrizeFilter::default()
+            };
+            rows.push(vec![
+                button(t(lang, "最佳人气奖", "Most Popular Award"), Callback::Browse(popular)),
+                button(t(lang, "完整名单", "Full list"), Callback::BrowseAll),
+            ]);
+        }
+        (Some(g), None) => {
+            rows.push(
+                Kind::ALL
+                    .iter()
+                    .map(|k| {
+                        let label = match lang {
+                            Lang::Zh => k.zh().to_string(),
+                            Lang::En => k.en().to_string(),
+                        };
+                        button(label, Callback::Browse(PrizeFilter { group: Some(g), kind: Some(*k), level: None }))
+                    })
+                    .collect(),
+            );
+            rows.push(vec![back(PrizeFilter::default())]);
+        }
+        (Some(g), Some(k)) => {
+            let report = engine.knowledge().newest();
+            let levels: Vec<Level> = report
+                .prizes()
+                .into_iter()
+                .filter(|p| p.group == Some(g) && p.kind == k)
+                .map(|p| p.level)
+                .collect();
+            for pair in levels.chunks(2) {
+                rows.push(
+                    pair.iter()
+                        .map(|l| {
+                            let label = match lang {
+                                Lang::Zh => l.zh().to_string(),
+                                Lang::En => l.en().to_string(),
+                            };
+                            button(label, Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: Some(*l) }))
+                        })
+                        .collect(),
+                );
+            }
+            rows.push(vec![back(PrizeFilter { group: Some(g), kind: None, level: None })]);
+        }
+    }
+    InlineKeyboardMarkup::new(rows)
+}
+
+/// One button per scam topic.
+pub fn tip_topics(engine: &Engine, lang: Lang) -> InlineKeyboardMarkup {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut buttons = Vec::new();
+    for r in &engine.knowledge().reports {
+        for topic in &r.antifraud.topics {
+            if seen.contains(&topic.id.as_str()) || topic.id.len() > 40 {
+                continue;
+            }
+            seen.push(&topic.id);
+            let label = match lang {
+                Lang::Zh => topic.name_zh.clone(),
+                Lang::En => topic.name_en.clone(),
+            };
+            buttons.push(button(label, Callback::Tips(Some(topic.id.clone()))));
+        }
+    }
+    let rows: Vec<Vec<InlineKeyboardButton>> = buttons.chunks(2).map(|c| c.to_vec()).collect();
+    InlineKeyboardMarkup::new(rows)
+}
+
+/// One button per reading of an ambiguous name.
+pub fn readings(engine: &Engine, options: &[EntityId]) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(
+        options
+            .iter()
+            .map(|id| vec![button(engine.entity(*id).name.clone(), Callback::Entity(*id))])
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Confirm / Cancel under an announcement preview.
+pub fn announce(id: i64, lang: Lang) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(vec![vec![
+        button(t(lang, "✅ 确认发送", "✅ Confirm"), Callback::Announce { id, confirm: true }),
+        button(t(lang, "取消", "Cancel"), Callback::Announce { id, confirm: false }),
+    ]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_callback_round_trips_within_64_bytes() {
+        let mut all = vec![Callback::BrowseAll, Callback::Tips(None), Callback::Entity(123), Callback::Announce { id: i64::MAX, confirm: true }];
+        all.push(Callback::Browse(PrizeFilter::default()));
+        for g in Group::ALL {
+            all.push(Callback::Browse(PrizeFilter { group: Some(g), ..Default::default() }));
+            for k in Kind::ALL {
+                all.push(Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: None }));
+                for l in &Level::ALL[..4] {
+                    all.push(Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: Some(*l) }));
+                }
+            }
+        }
+        all.push(Callback::Browse(PrizeFilter { level: Some(Level::MostPopular), ..Default::default() }));
+        for cb in all {
+            let s = cb.encode();
+            assert!(s.len() <= 64, "{s}");
+            assert_eq!(Callback::parse(&s), Some(cb), "{s}");
+        }
+    }
+
+    #[test]
+    fn foreign_data_is_rejected() {
+        for s in ["", "x", "a:z", "a:b:t:m", "e:x", "t:../../etc", "n:ok:", "a:b:t:1:9"] {
+            assert_eq!(Callback::parse(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn keyboards_fit_telegram_limits() {
+        let engine = Engine::builtin().unwrap();
+        for lang in [Lang::Zh, Lang::En] {
+            for kb in [tip_topics(&engine, lang), browse(&engine, &PrizeFilter::default(), lang)] {
+                for b in kb.inline_keyboard.iter().flatten() {
+                    if let teloxide::types::InlineKeyboardButtonKind::CallbackData(d) = &b.kind {
+                        assert!(d.len() <= 64);
+                        assert!(Callback::parse(d).is_some());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Sending replies reliably: split to Telegram's length limit at line
+//! boundaries, retry what is transient, never give up on the first error.
+//!
+//! teloxide's own behaviour shapes this: a 5xx makes it sleep 10 s before it
+//! reports the error, so every attempt runs under a short time limit; a 429
+//! comes back as `RetryAfter`, which is waited out without counting as an attempt.
+
+use std::future::Future;
+use std::time::Duration;
+use teloxide::RequestError;
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
+
+/// Telegram's limit for one message, in UTF-16 code units.
+pub const MAX_MESSAGE_UNITS: usize = 4096;
+
+fn units(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Split an HTML text into chunks of at most `limit` UTF-16 units, at line
+/// boundaries. Our HTML keeps every tag within one line, so chunks stay valid;
+/// a single overlong line is cut between characters, never inside `<…>` or `&…;`.
+pub fn split_message(text: &str, limit: usize) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    for line in text.split('\n') {
+        let needed = units(line) + usize::from(!current.is_empty());
+        if units(&current) + needed <= limit {
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(line);
+            continue;
+        }
+        if !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if units(line) <= limit {
+            current.push_str(line);
+            continue;
+        }
+        // An overlong line: cut at safe points.
+        let mut piece = String::new();
+        let mut piece_units = 0;
+        let mut depth = 0u8; // inside a tag or an entity
+        for c in line.chars() {
+            let u = c.len_utf16();
+            if depth == 0 && piece_units + u > limit {
+                chunks.push(std::mem::take(&mut piece));
+                piece_units = 0;
+            }
+            match c {
+                '<' | '&' => depth = 1,
+                '>' | ';' => depth = 0,
+                _ => {}
+            }
+            piece.push(c);
+            piece_units += u;
+        }
+        current = piece;
+    }
+    if !current.trim().is_empty() {
+        chunks.push(current);
+    }
+    chunks.retain(|c| !c.trim().is_empty());
+    chunks
+}
+
+/// How to retry sends.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub attempt_timeout: Duration,
+    pub backoff: Duration,
+    /// Never wait longer than this for one 429.
+    pub max_retry_after: Duration,
+}
+
+/// What became of a send.
+#[derive(Debug)]
+pub enum SendFailure {
+    /// The chat is gone or blocked us: not worth retrying.
+    Gone(RequestError),
+    /// Retries exhausted or a permanent error.
+    Failed(String),
+}
+
+fn is_gone(e: &RequestError) -> bool {
+    use teloxide::ApiError::*;
+    matches!(
+        e,
+        RequestError::Api(
+            BotBlocked
+                | ChatNotFound
+                | UserDeactivated
+                | BotKicked
+                | BotKickedFromSupergroup
+                | BotKickedFromChannel
+                | CantInitiateConversation
+                | CantTalkWithBots
+                | GroupDeactivated
+        )
+    )
+}
+
+fn is_transient(e: &RequestError) -> bool {
+    match e {
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => true,
+        // teloxide reports a 5xx as an unknown API error with the description.
+        RequestError::Api(teloxide::ApiError::Unknown(text)) => {
+            let t = text.to_ascii_lowercase();
+            t.contains("internal") || t.contains("gateway") || t.contains("unavailable") || t.contains("server") || t.contains("timeout")
+        }
+        _ => false,
+    }
+}
+
+/// Run one request with retries: 429 waits `retry_after`; 5xx, timeouts and
+/// network errors back off and retry up to `attempts` times.
+pub async fn with_retry<T, F, Fut>(policy: RetryPolicy, what: &str, mut request: F) -> Result<T, SendFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RequestError>>,
+{
+    let mut attempt = 0u32;
+    let mut backoff = policy.backoff;
+    loop {
+        let outcome = tokio::time::timeout(policy.attempt_timeout, request()).await;
+        let err = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(RequestError::RetryAfter(secs))) => {
+                let wait = secs.duration().min(policy.max_retry_after);
+                tracing::warn!(what, wait_ms = wait.as_millis() as u64, "Telegram asked to slow down (429); waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Ok(Err(e)) if is_gone(&e) => return Err(SendFailure::Gone(e)),
+            Ok(Err(e)) if is_transient(&e) => e.to_string(),
+            Ok(Err(e)) => return Err(SendFailure::Failed(e.to_string())),
+            Err(_) => format!("no answer within {:?}", policy.attempt_timeout),
+        };
+        attempt += 1;
+        if attempt >= policy.attempts {
+            return Err(SendFailure::Failed(format!("{what}: gave up after {attempt} attempts: {err}")));
+        }
+        tracing::warn!(what, attempt, error = %err, "transient Telegram error; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(8));
+    }
+}
+
+/// Send an HTML reply, split as needed; the keyboard goes with the last part.
+pub async fn send_html(
+    bot: &Bot,
+    policy: RetryPolicy,
+    chat: ChatId,
+    html: &str,
+    keyboard: Option<InlineKeyboardMarkup>,
+    reply_to: Option<MessageId>,
+) -> Result<Vec<MessageId>, SendFailure> {
+    let chunks = split_message(html, MAX_MESSAGE_UNITS);
+    let last = chunks.len().saturating_sub(1);
+    let mut ids = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        let kb = if i == last { keyboard.clone() } else { None };
+        let msg = with_retry(policy, "sendMessage", || {
+            let mut req = bot.send_message(chat, chunk.as_str()).parse_mode(ParseMode::Html);
+            if let Some(kb) = kb.clone() {
+                req = req.reply_markup(kb);
+            }
+            if let Some(id) = reply_to.filter(|_| i == 0) {
+                req = req.reply_parameters(teloxide::types::ReplyParameters::new(id).allow_sending_without_reply());
+            }
+            req.into_future()
+        })
+        .await?;
+        ids.push(msg.id);
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_lines_and_respects_limit() {
+        let line = "测试".repeat(30);
+        let text = vec![line.as_str(); 100].join("\n");
+        let parts = split_message(&text, 4096);
+        assert!(parts.len() >= 2);
+        assert!(parts.iter().all(|p| units(p) <= 4096));
+        assert_eq!(parts.join("\n"), text);
+    }
+
+    #[test]
+    fn overlong_line_is_cut_outside_entities() {
+        let text = "&amp;".repeat(2000);
+        let parts = split_message(&text, 4096);
+        assert!(parts.iter().all(|p| units(p) <= 4096 && p.starts_with('&') && p.ends_with(';')));
+        assert_eq!(parts.concat(), text);
+    }
+
+    #[test]
+    fn emoji_count_as_two_units() {
+        let text = "😀".repeat(3000);
+        let parts = split_message(&text, 4096);
+        assert!(parts.iter().all(|p| units(p) <= 4096));
+        assert_eq!(parts.concat(), text);
+    }
+}
