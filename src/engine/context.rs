@@ -31,6 +31,11 @@ pub struct Turn {
     pub filter: PrizeFilter,
     /// The person, team or institution the last answer was about.
     pub entities: Vec<EntityId>,
+    /// People and teams the last answer listed (for "她", "这两个队").
+    pub shown: Vec<EntityId>,
+    /// Trigger keywords of the last fact question (for "什么时候?" after it),
+    /// plus the names of people its answer mentions (for "他").
+    pub keywords: Vec<(u32, usize)>,
     /// Readings not taken (ambiguity, or a correction by sound).
     pub alternatives: Vec<EntityId>,
     pub case: Option<usize>,

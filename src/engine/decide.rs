@@ -25,10 +25,59 @@ impl Engine {
             return (Reply::Fallback, Intent::Fallback, None);
         }
         let report = self.report_for(p);
-        if let Some(d) = self.follow_up(p, prev, now, report) {
-            return d;
+        let (reply, intent, turn) = match self.follow_up(p, prev, now, report) {
+            Some(d) => d,
+            None => self.fresh(p, now, report),
+        };
+        let turn = turn.map(|mut t| {
+            t.shown = self.shown_in(&reply);
+            if intent == Intent::Fact && t.keywords.is_empty() {
+                t.keywords = p.keywords.clone();
+                if let Reply::Fact { report, fact } = &reply {
+                    t.keywords
+                        .extend(self.fact_people[*report][*fact].iter().map(|k| (*k, 3)));
+                }
+            }
+            t
+        });
+        (reply, intent, turn)
+    }
+
+    /// People and teams a reply lists.
+    fn shown_in(&self, reply: &Reply) -> Vec<EntityId> {
+        let mut names: Vec<&str> = Vec::new();
+        match reply {
+            Reply::Winners {
+                report, sections, ..
+            } => {
+                for s in sections {
+                    for i in &s.awards {
+                        names.push(&self.knowledge.reports[*report].awards[*i].winner);
+                    }
+                }
+            }
+            Reply::Won { wins, .. } | Reply::Ambiguous { wins, .. } => {
+                for w in wins {
+                    for i in &w.awards {
+                        names.push(&self.knowledge.reports[w.report].awards[*i].winner);
+                    }
+                }
+            }
+            _ => {}
         }
-        self.fresh(p, now, report)
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(id) = self
+                .index
+                .entities
+                .iter()
+                .position(|e| e.kind != EntityKind::Institution && e.name == name)
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// `/cmd[@bot] args` typed as text behaves like the command.
@@ -118,17 +167,46 @@ impl Engine {
             t.followups += 1;
             t
         };
-        // A number picks one of the readings offered.
-        if let Some(n) = p.choice
-            && let Some(id) = prev.alternatives.get(n - 1)
-        {
-            return Some(self.won(&[*id], None, None, now, report));
+        // A number, or one of the names, picks one of the readings offered;
+        // the others stay available for "不是这个".
+        let picked = p
+            .choice
+            .and_then(|n| prev.alternatives.get(n - 1).copied())
+            .or_else(|| {
+                // "平安人寿", or just "人寿" when only one reading has it.
+                p.mentions.iter().find_map(|m| {
+                    let hits: Vec<EntityId> = m
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|id| prev.alternatives.contains(id))
+                        .collect();
+                    (hits.len() == 1).then(|| hits[0])
+                })
+            });
+        if let Some(id) = picked {
+            let (reply, intent, turn) = self.won(&[id], None, None, now, report);
+            let turn = turn.map(|t| Turn {
+                alternatives: prev
+                    .alternatives
+                    .iter()
+                    .copied()
+                    .filter(|a| *a != id)
+                    .collect(),
+                ..t
+            });
+            return Some((reply, intent, turn));
         }
         let named: Vec<&Mention> = p.mentions.iter().filter(|m| !m.corrected).collect();
-        // "不对": offer the other readings, or help.
-        if p.cue(Cue::Wrong) && p.mentions.is_empty() && p.levels.is_empty() {
+        let filter = Self::filter_of(p);
+        // "不对": offer the other readings, or help. "不对,我问的是保险组"
+        // carries its own correction and is handled as a follow-up below.
+        if p.cue(Cue::Wrong) && p.mentions.is_empty() && filter.is_empty() {
             if prev.alternatives.is_empty() {
                 return Some((Reply::Help, Intent::Help, None));
+            }
+            if let [only] = prev.alternatives.as_slice() {
+                return Some(self.won(&[*only], None, None, now, report));
             }
             let options = prev.alternatives.clone();
             let wins = options.iter().map(|id| self.wins_of(*id, report)).collect();
@@ -148,25 +226,62 @@ impl Engine {
         }
         // "为什么 / 怎么防" after a case: the tips for its scam types.
         if p.cue(Cue::Why)
-            && prev.intent == Intent::Case
+            && p.mentions.is_empty()
             && let Some(case) = prev.case
         {
-            let topic = self.knowledge.reports[prev.report].antifraud.cases[case]
+            let topics = self.knowledge.reports[prev.report].antifraud.cases[case]
                 .topics
-                .first()
-                .cloned();
-            let reply = self.tips(topic.as_deref());
+                .clone();
+            let reply = self.tips_for(&topics);
             let turn = Turn {
                 intent: Intent::Tips,
-                tips_topic: topic,
                 ..next(prev.clone())
             };
             return Some((reply, Intent::Tips, Some(turn)));
         }
-        let filter = Self::filter_of(p);
+        // A detail of the case just told ("她多大年纪", "钱最后去哪了"): the
+        // case again, which holds every detail the report gives.
+        if prev.intent == Intent::Case
+            && let Some(case) = prev.case
+            && p.mentions.is_empty()
+            && filter.is_empty()
+            && self.best_fact(p, report).is_none_or(|(_, g, _)| g < 2)
+            && self.best_topic(p).is_none()
+        {
+            return Some((
+                Reply::Case {
+                    report: prev.report,
+                    case,
+                },
+                Intent::Case,
+                Some(next(prev.clone())),
+            ));
+        }
         let prize_only = p.mentions.is_empty() && p.unknown_name.is_none() && !filter.is_empty();
-        let elliptic =
-            p.cue(Cue::Followup) || (prize_only && !p.cue(Cue::Award) && !p.cue(Cue::ListAll));
+        let elliptic = p.cue(Cue::Followup)
+            || p.cue(Cue::Wrong)
+            || (prize_only && !p.cue(Cue::Award) && !p.cue(Cue::ListAll));
+        // Pronouns: "他是哪个单位的", "这家银行还得了什么奖", "这两个队是哪家的".
+        if p.mentions.is_empty()
+            && p.cue(Cue::Pronoun)
+            && (!prev.entities.is_empty() || !prev.shown.is_empty())
+            && prev.intent != Intent::Fact
+        {
+            let (target, affiliation) = self.pronoun_target(p, prev);
+            if !target.is_empty() {
+                let (reply, intent, turn) = self.won(&target, None, Some(filter), now, prev.report);
+                // After "which bank is she from?", "that bank" / "they" is the bank.
+                let turn = turn.map(|t| Turn {
+                    entities: if affiliation {
+                        self.institutions_of(&target, prev.report)
+                    } else {
+                        t.entities.clone()
+                    },
+                    ..t
+                });
+                return Some((reply, intent, turn));
+            }
+        }
         // "还有呢": the rest of a list.
         if p.cue(Cue::More) && named.is_empty() && filter.is_empty() {
             return Some(match prev.intent {
@@ -196,14 +311,27 @@ impl Engine {
                 _ => (Reply::NoMore, Intent::NoMore, Some(next(prev.clone()))),
             });
         }
-        // Pronouns: "他是哪个单位的", "这家银行还得了什么奖".
-        if p.mentions.is_empty()
-            && p.cue(Cue::Pronoun)
-            && !prev.entities.is_empty()
-            && p.levels.is_empty()
-        {
-            let target = self.pronoun_target(p, prev);
-            return Some(self.won(&target, None, None, now, prev.report));
+        // Follow-ups to a fact: "什么时候?" after "比赛在哪里举行", "他还担任什么职务".
+        if prev.intent == Intent::Fact && p.mentions.is_empty() && filter.is_empty() {
+            let mut merged = p.clone();
+            for (k, len) in &prev.keywords {
+                if merged.keyword(*k).is_none() {
+                    merged.keywords.push((*k, *len));
+                }
+            }
+            let own = self.best_fact(p, report);
+            if let Some((f, groups, _)) = self.best_fact_with(&merged, p, prev.report)
+                && own.is_none_or(|(of, og, _)| og < 2 && of != f)
+                && (groups >= 2 || p.cue(Cue::Pronoun))
+                && self.best_topic(p).is_none()
+            {
+                let (reply, intent, turn) = self.fact(prev.report, f, now);
+                let turn = turn.map(|t| Turn {
+                    keywords: merged.keywords.clone(),
+                    ..t
+                });
+                return Some((reply, intent, turn));
+            }
         }
         // "那保险组呢", "二等奖呢", "个人的呢": change one part of the last prize.
         if prize_only && elliptic && matches!(prev.intent, Intent::WhoWon | Intent::Awards) {
@@ -223,47 +351,124 @@ impl Engine {
         None
     }
 
-    /// Which of the last entities a pronoun points at: 他/她 → a person,
-    /// 这个队 → a team, 这家银行 → the institution (of the person, if need be).
-    fn pronoun_target(&self, p: &Parsed, prev: &Turn) -> Vec<EntityId> {
-        let wants_institution = [
-            "这家",
-            "该行",
-            "该公司",
-            "单位",
-            "this bank",
-            "that bank",
-            "this company",
-        ]
-        .iter()
-        .any(|w| p.text.contains(w));
-        let asks_affiliation = p.cue(Cue::Identity);
-        let ids = prev.entities.clone();
-        if wants_institution && !asks_affiliation {
-            // Move from a person or team to their institution.
-            let mut out = Vec::new();
-            for id in &ids {
-                let e = &self.index.entities[*id];
-                if e.kind == EntityKind::Institution {
-                    out.push(*id);
-                    continue;
-                }
-                let r = &self.knowledge.reports[prev.report];
-                if let Some(a) = r.awards.iter().find(|a| a.winner == e.name)
-                    && let Some(i) =
-                        self.index.entities.iter().position(|x| {
-                            x.kind == EntityKind::Institution && x.name == a.institution
-                        })
-                    && !out.contains(&i)
-                {
-                    out.push(i);
-                }
-            }
-            if !out.is_empty() {
-                return out;
+    fn institutions_of(&self, ids: &[EntityId], report: usize) -> Vec<EntityId> {
+        let mut out = Vec::new();
+        for id in ids {
+            let e = &self.index.entities[*id];
+            let name = if e.kind == EntityKind::Institution {
+                Some(e.name.as_str())
+            } else {
+                self.knowledge.reports[report]
+                    .awards
+                    .iter()
+                    .find(|a| a.winner == e.name)
+                    .map(|a| a.institution.as_str())
+            };
+            if let Some(i) = name.and_then(|n| {
+                self.index
+                    .entities
+                    .iter()
+                    .position(|x| x.kind == EntityKind::Institution && x.name == n)
+            }) && !out.contains(&i)
+            {
+                out.push(i);
             }
         }
-        ids
+        out
+    }
+
+    /// Which of the last entities a pronoun points at: 他/她 → a person,
+    /// 这个队 → a team, 这家银行 → the institution (of the person, if need be).
+    /// Also says whether the question asks where the target is from.
+    fn pronoun_target(&self, p: &Parsed, prev: &Turn) -> (Vec<EntityId>, bool) {
+        let kind_of = |id: &EntityId| self.index.entities[*id].kind;
+        let text = p.text.as_str();
+        let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        let plural = has(&[
+            "他们", "她们", "这两", "这些", "这几", " they ", " them ", " these ", " their ",
+        ]);
+        let person = !plural
+            && has(&[
+                "他",
+                "她",
+                "此人",
+                "这个人",
+                " he ",
+                " she ",
+                " him ",
+                " her ",
+                " his ",
+            ]);
+        let team = has(&["队", "团队", " team"]);
+        let base: Vec<EntityId> = if prev.entities.is_empty() {
+            prev.shown.clone()
+        } else {
+            prev.entities.clone()
+        };
+        let pick = |kind: EntityKind| -> Vec<EntityId> {
+            let from_base: Vec<EntityId> = base
+                .iter()
+                .copied()
+                .filter(|id| kind_of(id) == kind)
+                .collect();
+            if !from_base.is_empty() {
+                return from_base;
+            }
+            prev.shown
+                .iter()
+                .copied()
+                .filter(|id| kind_of(id) == kind)
+                .collect()
+        };
+        let mut target = if person {
+            pick(EntityKind::Person)
+        } else if team {
+            pick(EntityKind::Team)
+        } else {
+            base.clone()
+        };
+        if target.is_empty() {
+            target = base;
+        }
+        // "这家银行的个人奖呢", "that company": the institution itself.
+        let institution_pronoun = has(&[
+            "这家",
+            "那家",
+            "该行",
+            "该公司",
+            "该单位",
+            "这个单位",
+            "他们单位",
+            "她们单位",
+            "他的单位",
+            "她的单位",
+            "that company",
+            "this company",
+            "this bank",
+            "that bank",
+            "that institution",
+            "this institution",
+        ]);
+        // "他是哪个单位的", "which bank is she from": where the target is from.
+        let asks_where =
+            p.cue(Cue::Identity) || has(&["哪家", "哪个单位", "which", "where", " from"]);
+        let institution_word = has(&[
+            "单位",
+            "公司",
+            "银行",
+            "机构",
+            "institution",
+            "company",
+            " bank",
+            " firm",
+        ]);
+        let asks_more = has(&[
+            "还", "得了", "获得", "拿了", "else", " win", " won", " other",
+        ]);
+        if institution_pronoun || (institution_word && asks_more && !asks_where) {
+            return (self.institutions_of(&target, prev.report), false);
+        }
+        (target, asks_where || institution_word)
     }
 
     /// A message read on its own.
@@ -305,15 +510,8 @@ impl Engine {
             let options = m.ids.clone();
             let wins = options.iter().map(|id| self.wins_of(*id, report)).collect();
             let turn = Turn {
-                at: now,
-                intent: Intent::Ambiguous,
-                report,
-                filter: PrizeFilter::default(),
-                entities: Vec::new(),
                 alternatives: options.clone(),
-                case: None,
-                tips_topic: None,
-                followups: 0,
+                ..self.turn(Intent::Ambiguous, report, PrizeFilter::default(), now)
             };
             return (
                 Reply::Ambiguous {
@@ -445,6 +643,8 @@ impl Engine {
             report,
             filter,
             entities: Vec::new(),
+            shown: Vec::new(),
+            keywords: Vec::new(),
             alternatives: Vec::new(),
             case: None,
             tips_topic: None,
@@ -467,6 +667,26 @@ impl Engine {
             .enumerate()
             .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
+    }
+
+    /// The best fact for `merged` (a follow-up plus the last question's words),
+    /// preferring facts that the new words speak to.
+    fn best_fact_with(
+        &self,
+        merged: &Parsed,
+        new: &Parsed,
+        report: usize,
+    ) -> Option<(usize, usize, usize)> {
+        self.facts[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let s = t.score(merged)?;
+                let own = t.partial(new);
+                (own > 0).then_some((i, t.groups.len(), s, own))
+            })
+            .max_by_key(|(i, g, s, own)| (*g, *own, *s, std::cmp::Reverse(*i)))
+            .map(|(i, g, s, _)| (i, g, s))
     }
 
     fn best_case(&self, p: &Parsed, report: usize) -> Option<(usize, usize)> {
@@ -598,6 +818,29 @@ impl Engine {
             Intent::WhatWon,
             Some(turn),
         )
+    }
+
+    /// Tips of several topics (a case's scam types), without duplicates.
+    fn tips_for(&self, topics: &[String]) -> Reply {
+        let mut tips: Vec<(usize, usize)> = Vec::new();
+        for t in topics {
+            if let Reply::Tips { tips: more, .. } = self.tips(Some(t)) {
+                for x in more {
+                    if !tips.contains(&x) {
+                        tips.push(x);
+                    }
+                }
+            }
+        }
+        let all = match self.tips(None) {
+            Reply::Tips { topics, .. } => topics,
+            _ => Vec::new(),
+        };
+        Reply::Tips {
+            topic: None,
+            tips,
+            topics: all,
+        }
     }
 
     /// Tips of one topic, or one tip of every topic; merged over reports

@@ -27,6 +27,15 @@ struct Trigger {
 }
 
 impl Trigger {
+    /// Summed length of every matched keyword, complete or not.
+    fn partial(&self, p: &Parsed) -> usize {
+        self.groups
+            .iter()
+            .flatten()
+            .filter_map(|k| p.keyword(*k))
+            .sum()
+    }
+
     /// If every group matches: the summed length of all matched keywords
     /// (more and longer evidence ranks higher).
     fn score(&self, p: &Parsed) -> Option<usize> {
@@ -53,6 +62,8 @@ pub struct Engine {
     cases: Vec<Vec<Trigger>>,
     /// Topic id → keyword ids (merged over reports).
     topics: Vec<(String, Vec<u32>)>,
+    /// Per report, per fact: keywords naming the people its answer mentions.
+    fact_people: Vec<Vec<Vec<u32>>>,
     limits: ContextLimits,
 }
 
@@ -103,12 +114,47 @@ impl Engine {
                 }
             }
         }
+        // Names of officials (trigger words of "people" facts that read as names).
+        let lx = &knowledge.lexicon;
+        let mut people: Vec<(String, u32)> = Vec::new();
+        for r in &knowledge.reports {
+            for f in r.facts.iter().filter(|f| f.topic == "people") {
+                for w in f.triggers.iter().flatten() {
+                    let n = w.chars().count();
+                    if (2..=4).contains(&n)
+                        && w.chars().all(normalize::is_cjk)
+                        && lx.surnames.iter().any(|s| w.starts_with(s.as_str()))
+                        && let Some(id) = index.keyword_id(w)
+                        && !people.iter().any(|(_, k)| *k == id)
+                    {
+                        people.push((w.clone(), id));
+                    }
+                }
+            }
+        }
+        let fact_people = knowledge
+            .reports
+            .iter()
+            .map(|r| {
+                r.facts
+                    .iter()
+                    .map(|f| {
+                        people
+                            .iter()
+                            .filter(|(w, _)| f.answer_zh.contains(w.as_str()))
+                            .map(|(_, k)| *k)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         Engine {
             knowledge,
             index,
             facts,
             cases,
             topics,
+            fact_people,
             limits: ContextLimits::default(),
         }
     }
@@ -175,7 +221,8 @@ impl Engine {
         let (reply, intent, turn) = self.decide(message, &parsed, previous.as_ref(), now);
         match turn {
             Some(t) => ctx.last = Some(t),
-            None if matches!(intent, Intent::Fallback | Intent::NotFound) => ctx.last = None,
+            // An off-topic message or an unknown name leaves the context as it
+            // was: "二等奖呢" after a detour still means the last prize.
             None => {}
         }
         Answer {

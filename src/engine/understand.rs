@@ -95,6 +95,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             .iter()
             .any(|s| matches!(s, Sense::Entity { .. }))
     };
+    let cue_only = |h: &Hit| index.senses(h).iter().all(|s| matches!(s, Sense::Cue(_)));
     let contains = |outer: &Hit, inner: &Hit| {
         outer.start <= inner.start
             && inner.end <= outer.end
@@ -115,9 +116,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             let name_like = senses
                 .iter()
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
-            !hits
-                .iter()
-                .any(|g| contains(g, h) && ((weak && is_entity(g)) || name_like))
+            !hits.iter().any(|g| {
+                contains(g, h)
+                    && ((weak && is_entity(g))
+                        || name_like
+                        // "他" in "其他的呢", "不是" in "是不是": part of the longer cue.
+                        || (cue_only(h) && cue_only(g)))
+            })
         })
         .collect();
 
