@@ -1,0 +1,8 @@
+//! Shared helpers for end-to-end tests and benchmarks.
+//!
+//! Include with `mod support;` from a file in `tests/` (or
+//! `#[path = "../tests/support/mod.rs"] mod support;` from `benches/`).
+#![allow(dead_code)]
+
+pub mod botapi;
+pub mod html;
