@@ -1,0 +1,439 @@
+//! `reportbot import`: report text → data files, checked against the shipped
+//! 2022 report and a made-up 2099 one.
+
+use reportbot::import::{
+    FileStatus, ImportError, ImportOptions, WriteOptions, import_report, import_report_with,
+    write_report, write_report_with,
+};
+use reportbot::knowledge::{Award, Group, Kind, Knowledge, Level, ReportMeta};
+use std::path::{Path, PathBuf};
+
+const SOURCE_2022: &str = "2022-11-zhejiang-banking-insurance-news.txt";
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn text_2022() -> String {
+    read(&data().join("sources").join(SOURCE_2022))
+}
+
+/// TEST DATA, not a real report: the 2099 contest does not exist. It has
+/// full-width brackets, a traditional heading, a blank line inside a section,
+/// a row with several spaces, one with a full-width space, one with a tab, and
+/// one malformed line (14) inside the list.
+const TEST_2099_LINES: &[&str] = &[
+    "2099浙江测试大赛顺利举办",                                // 1
+    "",                                                        // 2
+    "测试数据:这不是真实的报道,仅供 reportbot 导入测试使用。", // 3
+    "",                                                        // 4
+    "荣誉榜",                                                  // 5
+    "",                                                        // 6
+    "团体一等奖（银行机构组）",                                // 7
+    "测试银行甲分行    甲队",                                  // 8
+    "",                                                        // 9
+    "團體二等獎（銀行機構組）",                                // 10
+    "测试银行乙分行 乙队",                                     // 11
+    "",                                                        // 12
+    "测试银行丙分行\u{3000}丙队",                              // 13
+    "测试银行丁分行",                                          // 14
+    "测试银行戊分行 戊队",                                     // 15
+    "",                                                        // 16
+    "个人一等奖(保险机构组)",                                  // 17
+    "测试保险己公司\t张测试",                                  // 18
+    "",                                                        // 19
+    "最佳人气奖",                                              // 20
+    "测试银行甲分行 测试“甲”队",                               // 21
+    "",                                                        // 22
+    "本次大赛有来自全省12个团队的48位参赛选手参加,最终决出6个团队进入决赛。", // 23
+    "",                                                        // 24
+    "11月5日,由测试单位主办的2099浙江测试大赛在宁波举行。",    // 25
+];
+const SOURCE_2099: &str = "2099-11-test-report.txt";
+
+fn text_2099() -> String {
+    TEST_2099_LINES.join("\n") + "\n"
+}
+
+fn award(
+    group: Option<Group>,
+    kind: Kind,
+    level: Level,
+    institution: &str,
+    winner: &str,
+    line: usize,
+) -> Award {
+    Award {
+        group,
+        kind,
+        level,
+        institution: institution.to_string(),
+        winner: winner.to_string(),
+        line,
+    }
+}
+
+#[test]
+fn the_2022_report_round_trips_exactly() {
+    let text = text_2022();
+    let imported = import_report(&text, SOURCE_2022).expect("import 2022");
+    assert!(imported.problems.is_empty(), "{:?}", imported.problems);
+
+    let shipped_dir = data().join("reports/2022-zhejiang");
+    let shipped_awards: Vec<Award> =
+        serde_json::from_str(&read(&shipped_dir.join("awards.json"))).unwrap();
+    assert_eq!(imported.awards, shipped_awards);
+
+    let shipped: ReportMeta =
+        serde_json::from_str(&read(&shipped_dir.join("report.json"))).unwrap();
+    let m = &imported.meta;
+    assert_eq!(m.id, shipped.id);
+    assert_eq!(m.title, shipped.title);
+    assert_eq!(m.contest, shipped.contest);
+    assert_eq!(m.year, shipped.year);
+    assert_eq!(m.final_date, shipped.final_date);
+    assert_eq!(m.city, shipped.city);
+    assert_eq!(m.published, shipped.published);
+    assert_eq!(m.source, shipped.source);
+    assert_eq!(m.teams, shipped.teams);
+    assert_eq!(m.participants, shipped.participants);
+    assert_eq!(m.finalists, shipped.finalists);
+    assert_eq!(imported.award_list, (5, 82));
+
+    assert_eq!(
+        imported.summary.to_string(),
+        "银行机构组: 20 rows in 8 prizes; 保险机构组: 20 rows in 8 prizes; 最佳人气奖: 2 rows"
+    );
+
+    // Byte for byte, as written.
+    let out = tempfile::tempdir().unwrap();
+    let written = write_report(&imported, out.path()).expect("write 2022");
+    assert_eq!(written.report_dir, out.path().join("reports/2022-zhejiang"));
+    assert!(
+        written
+            .files
+            .iter()
+            .all(|f| f.status == FileStatus::Created)
+    );
+    for name in ["report.json", "awards.json"] {
+        assert_eq!(
+            std::fs::read(out.path().join("reports/2022-zhejiang").join(name)).unwrap(),
+            std::fs::read(shipped_dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(out.path().join("sources").join(SOURCE_2022)).unwrap(),
+        text.as_bytes()
+    );
+    // Importing into the shipped layout again changes nothing.
+    let again = write_report(&imported, out.path()).unwrap();
+    assert!(
+        again
+            .files
+            .iter()
+            .all(|f| f.status == FileStatus::Unchanged)
+    );
+}
+
+#[test]
+fn a_new_report_is_imported_with_its_problems() {
+    let imported = import_report(&text_2099(), SOURCE_2099).expect("import 2099");
+    let bank = Some(Group::Bank);
+    assert_eq!(
+        imported.awards,
+        vec![
+            award(bank, Kind::Team, Level::First, "测试银行甲分行", "甲队", 8),
+            award(
+                bank,
+                Kind::Team,
+                Level::Second,
+                "测试银行乙分行",
+                "乙队",
+                11
+            ),
+            award(
+                bank,
+                Kind::Team,
+                Level::Second,
+                "测试银行丙分行",
+                "丙队",
+                13
+            ),
+            award(
+                bank,
+                Kind::Team,
+                Level::Second,
+                "测试银行戊分行",
+                "戊队",
+                15
+            ),
+            award(
+                Some(Group::Insurance),
+                Kind::Individual,
+                Level::First,
+                "测试保险己公司",
+                "张测试",
+                18
+            ),
+            award(
+                None,
+                Kind::Team,
+                Level::MostPopular,
+                "测试银行甲分行",
+                "测试“甲”队",
+                21
+            ),
+        ]
+    );
+    assert_eq!(imported.problems.len(), 1, "{:?}", imported.problems);
+    assert_eq!(imported.problems[0].line, 14);
+    assert_eq!(imported.problems[0].text, "测试银行丁分行");
+    assert_eq!(imported.summary.problems, imported.problems);
+    assert_eq!(imported.award_list, (5, 21));
+
+    let m = &imported.meta;
+    assert_eq!(m.id, "2099-zhejiang");
+    assert_eq!(m.title, "2099浙江测试大赛顺利举办");
+    assert_eq!(m.contest, "2099浙江测试大赛");
+    assert_eq!(m.year, 2099);
+    assert_eq!(m.final_date, "2099-11-05");
+    assert_eq!(m.city, "宁波");
+    assert_eq!(m.published, "2099-11");
+    assert_eq!(m.source, SOURCE_2099);
+    assert_eq!(
+        (m.teams, m.participants, m.finalists),
+        (Some(12), Some(48), Some(6))
+    );
+
+    let summary = imported.summary.to_string();
+    let mut lines = summary.lines();
+    assert_eq!(
+        lines.next(),
+        Some("银行机构组: 4 rows in 2 prizes; 保险机构组: 1 row in 1 prize; 最佳人气奖: 1 row")
+    );
+    assert_eq!(lines.next(), Some("1 problem in the award list:"));
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("  line 14: 测试银行丁分行 — ")),
+        "{summary}"
+    );
+}
+
+#[test]
+fn written_reports_load_and_the_newest_comes_first() {
+    let out = tempfile::tempdir().unwrap();
+    let r2022 = import_report(&text_2022(), SOURCE_2022).unwrap();
+    let r2099 = import_report(&text_2099(), SOURCE_2099).unwrap();
+    write_report(&r2022, out.path()).unwrap();
+    let written = write_report(&r2099, out.path()).unwrap();
+    assert_eq!(
+        written
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            out.path().join("reports/2099-zhejiang/report.json"),
+            out.path().join("reports/2099-zhejiang/awards.json"),
+            out.path().join("sources").join(SOURCE_2099),
+        ]
+    );
+
+    let k = Knowledge::load_dir(out.path()).expect("the written directory loads");
+    assert_eq!(k.reports.len(), 2);
+    assert_eq!(k.newest().meta.id, "2099-zhejiang");
+    assert_eq!(k.newest().awards, r2099.awards);
+    assert_eq!(k.reports[1].meta.id, "2022-zhejiang");
+    assert_eq!(k.reports[1].awards, r2022.awards);
+    assert!(k.institution("测试银行甲分行").is_some());
+}
+
+#[test]
+fn existing_files_are_not_overwritten_silently() {
+    let out = tempfile::tempdir().unwrap();
+    let first = import_report(&text_2099(), SOURCE_2099).unwrap();
+    write_report(&first, out.path()).unwrap();
+
+    let changed_text = text_2099().replace("乙队", "乙新队");
+    let changed = import_report(&changed_text, SOURCE_2099).unwrap();
+    let err = write_report(&changed, out.path()).unwrap_err();
+    let awards = out.path().join("reports/2099-zhejiang/awards.json");
+    match &err {
+        ImportError::Exists { path } => assert_eq!(path, &awards),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    assert!(err.to_string().contains("awards.json"), "{err}");
+    // Nothing was written: the old awards are still there.
+    assert!(read(&awards).contains("\"乙队\""));
+
+    let written =
+        write_report_with(&changed, out.path(), &WriteOptions { overwrite: true }).unwrap();
+    let statuses: Vec<FileStatus> = written.files.iter().map(|f| f.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            FileStatus::Unchanged,
+            FileStatus::Replaced,
+            FileStatus::Replaced
+        ]
+    );
+    assert!(read(&awards).contains("\"乙新队\""));
+    Knowledge::load_dir(out.path()).expect("loads after overwriting");
+
+    // The same id in another directory would make the data fail to load.
+    std::fs::rename(
+        out.path().join("reports/2099-zhejiang"),
+        out.path().join("reports/renamed"),
+    )
+    .unwrap();
+    assert!(matches!(
+        write_report(&changed, out.path()),
+        Err(ImportError::IdTaken { .. })
+    ));
+}
+
+#[test]
+fn an_explicit_id_wins() {
+    let options = ImportOptions {
+        id: Some("2099-test".to_string()),
+    };
+    let imported = import_report_with(&text_2099(), SOURCE_2099, &options).unwrap();
+    assert_eq!(imported.meta.id, "2099-test");
+    let out = tempfile::tempdir().unwrap();
+    let written = write_report(&imported, out.path()).unwrap();
+    assert_eq!(written.report_dir, out.path().join("reports/2099-test"));
+
+    for bad in ["", "../x", "Upper", "a/b", "-x"] {
+        let options = ImportOptions {
+            id: Some(bad.to_string()),
+        };
+        assert!(
+            matches!(
+                import_report_with(&text_2099(), SOURCE_2099, &options),
+                Err(ImportError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    for bad in ["", "../x.txt", "dir/x.txt", ".hidden"] {
+        assert!(
+            matches!(
+                import_report(&text_2099(), bad),
+                Err(ImportError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+fn not_a_report(text: &str) -> String {
+    match import_report(text, "x.txt") {
+        Err(ImportError::NotAReport { reason }) => reason,
+        other => panic!("expected NotAReport for {text:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn texts_that_are_not_reports_are_refused() {
+    assert!(not_a_report("").contains("empty"));
+    assert!(not_a_report(" \n\u{3000}\n\n").contains("empty"));
+    assert!(not_a_report("今天天气很好。\n明天也是。\n").contains("荣誉榜"));
+    let reason = not_a_report("标题\n\n荣誉榜\n\n本届比赛没有评奖。\n");
+    assert!(reason.contains("line 3"), "{reason}");
+    let reason =
+        not_a_report("标题\n荣誉榜\n团体一等奖(银行机构组)\n\n这里是正文,不是获奖名单。\n");
+    assert!(reason.contains("no rows"), "{reason}");
+    let err = import_report("", "x.txt").unwrap_err();
+    assert!(err.to_string().starts_with("not a report: "), "{err}");
+}
+
+#[test]
+fn nothing_in_the_list_is_dropped_silently() {
+    // TEST DATA.
+    let text = [
+        "2099浙江测试大赛顺利举办",             // 1
+        "荣誉榜",                               // 2
+        "测试银行 队零",                        // 3 row before any heading
+        "团体一等奖(银行机构组)",               // 4 heading without rows
+        "团体二等奖(银行机构组)",               // 5
+        "测试银行甲 甲队",                      // 6
+        "测试银行甲 甲队",                      // 7 duplicate
+        "测试银行乙 乙队 多余",                 // 8 three fields
+        "一等奖(保险机构组)",                   // 9 no 团体/个人
+        "测试保险丙 丙队",                      // 10 under an unreadable heading
+        "",                                     // 11
+        "这里是正文,获奖名单结束了。",          // 12 the list ends
+        "正文还在继续。",                       // 13
+        "个人一等奖(保险机构组)",               // 14 a heading after the end
+        "测试保险丁 丁某",                      // 15
+        "11月5日,2099浙江测试大赛在宁波举行。", // 16
+    ]
+    .join("\n");
+    let imported = import_report(&text, "x.txt").unwrap();
+    assert_eq!(imported.awards.len(), 1);
+    assert_eq!(imported.awards[0].line, 6);
+    let lines: Vec<usize> = imported.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 4, 7, 8, 9, 10, 14], "{:#?}", imported.problems);
+    assert!(
+        imported.problems[6].why.contains("line 12"),
+        "{:?}",
+        imported.problems[6]
+    );
+    assert_eq!(imported.meta.teams, None);
+    assert_eq!(imported.award_list, (2, 10));
+
+    // A note inside the list, followed by a heading, is a problem, not the end.
+    let text = [
+        "2099浙江测试大赛顺利举办",             // 1
+        "荣誉榜",                               // 2
+        "最佳人气奖",                           // 3
+        "测试银行 测试队",                      // 4
+        "",                                     // 5
+        "注:以下为个人奖项,排名不分先后。",     // 6
+        "个人一等奖(银行机构组)",               // 7
+        "测试银行 张测试",                      // 8
+        "11月5日,2099浙江测试大赛在宁波举行。", // 9
+    ]
+    .join("\n");
+    let imported = import_report(&text, "x.txt").unwrap();
+    assert_eq!(imported.awards.len(), 2);
+    let lines: Vec<usize> = imported.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [6]);
+}
+
+#[test]
+fn a_report_without_its_final_names_what_is_missing() {
+    let text = "2099浙江测试大赛顺利举办\n荣誉榜\n最佳人气奖\n测试银行 测试队\n";
+    let err = import_report(text, "x.txt").unwrap_err();
+    assert!(matches!(err, ImportError::Missing { .. }), "{err:?}");
+    assert!(err.to_string().contains("举行"), "{err}");
+
+    let text = "2099浙江测试大赛顺利举办\n荣誉榜\n最佳人气奖\n测试银行 测试队\n\n13月5日,2099浙江测试大赛在宁波举行。\n";
+    match import_report(text, "x.txt") {
+        Err(ImportError::Line { line: 6, .. }) => {}
+        other => panic!("expected an error on line 6, got {other:?}"),
+    }
+}
+
+#[test]
+fn windows_line_ends_and_a_byte_order_mark_change_nothing() {
+    let plain = import_report(&text_2099(), SOURCE_2099).unwrap();
+    let windows = format!("\u{feff}{}", text_2099().replace('\n', "\r\n"));
+    let imported = import_report(&windows, SOURCE_2099).unwrap();
+    assert_eq!(imported.awards, plain.awards);
+    assert_eq!(imported.problems, plain.problems);
+    assert_eq!(imported.meta.title, plain.meta.title);
+    let out = tempfile::tempdir().unwrap();
+    write_report(&imported, out.path()).unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("sources").join(SOURCE_2099)).unwrap(),
+        windows.as_bytes()
+    );
+    Knowledge::load_dir(out.path()).expect("loads");
+}
