@@ -1,1 +1,87 @@
-fn main() {}
+//! Answering speed, in process. Run with `cargo bench --bench engine`.
+//!
+//! First it times every question of the test question set one by one
+//! (many rounds) and prints p50 / p99 / max per question and questions per
+//! second on one core; then criterion measures a few typical questions.
+
+use criterion::Criterion;
+use reportbot::Engine;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn questions() -> Vec<String> {
+    let text = include_str!("../tests/questions/cases.jsonl");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("q").and_then(|q| q.as_str()).map(str::to_string))
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn latency_report(engine: &Engine, qs: &[String]) {
+    // Warm up caches and the allocator.
+    for q in qs {
+        black_box(engine.ask(q));
+    }
+    let rounds = 50;
+    let mut samples = Vec::with_capacity(qs.len() * rounds);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for q in qs {
+            let t = Instant::now();
+            black_box(engine.ask(black_box(q)));
+            samples.push(t.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    samples.sort_unstable();
+    println!(
+        "engine.ask over {} questions x {rounds} rounds: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs, {:.0} questions/s on one thread",
+        qs.len(),
+        percentile(&samples, 0.50).as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e6),
+        samples.len() as f64 / total.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let t = Instant::now();
+    let engine = Engine::builtin().expect("built-in data loads");
+    println!(
+        "engine start-up (load + validate + index): {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let qs = questions();
+    latency_report(&engine, &qs);
+
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, q) in [
+        ("prize", "个人一等奖是谁?"),
+        ("person_typo", "李斌获得了什么奖"),
+        ("traditional", "團體二等獎(銀行機構組)"),
+        ("english", "What did Li Bin win?"),
+        ("unknown", "张伟获得了什么奖"),
+        ("tips", "怎么防止老人被冒充快递的骗"),
+        ("offtopic", "今天天气怎么样"),
+    ] {
+        c.bench_function(&format!("ask/{name}"), |b| {
+            b.iter(|| engine.ask(black_box(q)))
+        });
+    }
+    c.bench_function("ask/whole_question_set", |b| {
+        b.iter(|| {
+            for q in &qs {
+                black_box(engine.ask(q));
+            }
+        })
+    });
+    c.final_summary();
+}

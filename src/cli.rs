@@ -33,36 +33,139 @@ pub enum Command {
     },
     /// An interactive conversation with context (follow-up questions work).
     Chat,
+    /// Queue an announcement for every subscriber; the running bot delivers it.
+    Announce {
+        /// The text (plain text; it is sent escaped).
+        text: Option<String>,
+        /// Read the text from this file instead.
+        #[arg(long, conflicts_with = "text")]
+        file: Option<PathBuf>,
+    },
+    /// Print subscriber counts.
+    Subscribers,
 }
+
+/// `reportbot announce`: queue it in the database the bot reads.
+pub fn announce(
+    store: &dyn crate::store::Store,
+    text: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let text = match (text, file) {
+        (Some(t), None) => t.to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", f.display()))?,
+        _ => {
+            anyhow::bail!("usage: reportbot announce \"text\"  or  reportbot announce --file FILE")
+        }
+    };
+    let html = crate::telegram::announcement_html(&text).map_err(|why| {
+        if why == "empty" {
+            anyhow::anyhow!("the announcement is empty")
+        } else {
+            anyhow::anyhow!("the announcement is too long for one Telegram message ({why} UTF-16 units); nothing was queued")
+        }
+    })?;
+    let created = store.queue_now(&crate::store::NewAnnouncement {
+        text_html: html,
+        created_by: crate::store::Origin::Cli,
+        dedupe_key: None,
+    })?;
+    let progress = store.progress(created.id)?;
+    println!(
+        "queued announcement {} for {} subscribers; the running bot delivers it",
+        created.id.0, progress.total
+    );
+    Ok(())
+}
+
+/// `reportbot subscribers`.
+pub fn subscribers(store: &dyn crate::store::Store) -> anyhow::Result<()> {
+    let c = store.counts()?;
+    println!(
+        "active: {}\nunsubscribed: {}\nblocked: {}",
+        c.active, c.unsubscribed, c.blocked
+    );
+    Ok(())
+}
+
+/// One line of `ask --jsonl` output, fields in this order.
+#[derive(serde::Serialize)]
+struct JsonAnswer<'a> {
+    question: &'a str,
+    answer: &'a str,
+    intent: &'a str,
+}
+
+/// Questions answered per batch of `ask --jsonl` (split across threads).
+const BATCH: usize = 4096;
 
 /// `reportbot ask`.
 pub fn ask(engine: &Engine, question: Option<&str>, jsonl: bool) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     if jsonl {
         if question.is_some() {
             anyhow::bail!("--jsonl reads questions from stdin; do not pass a question as well");
         }
-        let stdin = std::io::stdin();
-        let mut line = String::new();
-        let mut reader = stdin.lock();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
         let mut number = 0usize;
+        let mut batch: Vec<String> = Vec::with_capacity(BATCH);
         loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .map_err(|e| anyhow::anyhow!("stdin line {}: {e}", number + 1))?;
-            if n == 0 {
+            batch.clear();
+            let mut eof = false;
+            while batch.len() < BATCH {
+                let mut line = String::new();
+                let n = reader
+                    .read_line(&mut line)
+                    .map_err(|e| anyhow::anyhow!("stdin line {}: {e}", number + 1))?;
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                number += 1;
+                let trimmed = line.trim_end_matches(['\n', '\r']).len();
+                line.truncate(trimmed);
+                batch.push(line);
+            }
+            // Answer in parallel, write in input order.
+            let chunk = batch.len().div_ceil(threads).max(1);
+            let rendered: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .chunks(chunk)
+                    .map(|qs| {
+                        scope.spawn(move || {
+                            let mut buf = Vec::with_capacity(qs.len() * 256);
+                            for q in qs {
+                                let a = engine.ask(q);
+                                let row = JsonAnswer {
+                                    question: q,
+                                    answer: &a.text,
+                                    intent: a.intent,
+                                };
+                                // Serialising plain strings cannot fail.
+                                if serde_json::to_writer(&mut buf, &row).is_ok() {
+                                    buf.push(b'\n');
+                                }
+                            }
+                            buf
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for part in rendered {
+                out.write_all(&part)?;
+            }
+            if eof {
                 break;
             }
-            number += 1;
-            let q = line.trim_end_matches(['\n', '\r']);
-            let a = engine.ask(q);
-            serde_json::to_writer(
-                &mut out,
-                &serde_json::json!({"question": q, "answer": a.text, "intent": a.intent}),
-            )?;
-            out.write_all(b"\n")?;
         }
     } else {
         let Some(q) = question else {

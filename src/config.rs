@@ -20,7 +20,10 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("setting `{setting}`: {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -46,7 +49,11 @@ impl Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_empty() { "Token(<unset>)" } else { "Token(<redacted>)" })
+        f.write_str(if self.is_empty() {
+            "Token(<unset>)"
+        } else {
+            "Token(<redacted>)"
+        })
     }
 }
 
@@ -168,7 +175,10 @@ impl Settings {
     }
 
     /// As [`Settings::load`], with the environment given (for tests).
-    pub fn load_with(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let mut s = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -195,7 +205,12 @@ impl Settings {
             s.log.format = match f.to_ascii_lowercase().as_str() {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
-                other => return Err(invalid("REPORTBOT_LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+                other => {
+                    return Err(invalid(
+                        "REPORTBOT_LOG_FORMAT",
+                        format!("expected text or json, got {other:?}"),
+                    ));
+                }
             };
         }
         s.validate()?;
@@ -222,7 +237,10 @@ impl Settings {
         let t = &self.telegram;
         let url = t.api_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-            return Err(invalid("telegram.api_url / TELOXIDE_API_URL", format!("not an http(s) URL: {url:?}")));
+            return Err(invalid(
+                "telegram.api_url / TELOXIDE_API_URL",
+                format!("not an http(s) URL: {url:?}"),
+            ));
         }
         if t.polling_timeout_secs > 50 {
             return Err(invalid("telegram.polling_timeout_secs", "at most 50"));
@@ -235,7 +253,10 @@ impl Settings {
         }
         let f = &self.flood;
         if f.max_messages == 0 || f.window_secs == 0 {
-            return Err(invalid("flood.max_messages / flood.window_secs", "must be at least 1"));
+            return Err(invalid(
+                "flood.max_messages / flood.window_secs",
+                "must be at least 1",
+            ));
         }
         if self.conversation.max_contexts == 0 {
             return Err(invalid("conversation.max_contexts", "must be at least 1"));
@@ -255,7 +276,10 @@ impl Settings {
             ));
         }
         if !self.telegram.token.expose().contains(':') {
-            return Err(invalid("TELOXIDE_TOKEN", "does not look like a bot token (expected <id>:<secret>)"));
+            return Err(invalid(
+                "TELOXIDE_TOKEN",
+                "does not look like a bot token (expected <id>:<secret>)",
+            ));
         }
         Ok(&self.telegram.token)
     }
@@ -273,8 +297,12 @@ fn parse_admins(list: &str) -> Result<Vec<i64>, ConfigError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<i64>()
-                .map_err(|_| invalid("REPORTBOT_ADMINS", format!("{s:?} is not a Telegram user id")))
+            s.parse::<i64>().map_err(|_| {
+                invalid(
+                    "REPORTBOT_ADMINS",
+                    format!("{s:?} is not a Telegram user id"),
+                )
+            })
         })
         .collect()
 }
@@ -296,9 +324,14 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_setting() {
-        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\npolling_timeout_secs = \"x\"\n").unwrap_err();
+        let err = Settings::from_toml(
+            Path::new("c.toml"),
+            "[telegram]\npolling_timeout_secs = \"x\"\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("c.toml: line 2:"), "{err}");
-        let err = Settings::from_toml(Path::new("c.toml"), "[flood]\nmax_mesages = 3\n").unwrap_err();
+        let err =
+            Settings::from_toml(Path::new("c.toml"), "[flood]\nmax_mesages = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_mesages"), "{err}");
     }
 
@@ -317,6 +350,11 @@ mod tests {
         let err = s.require_token().unwrap_err().to_string();
         assert!(err.contains("TELOXIDE_TOKEN"), "{err}");
         let bad = |k: &str| (k == "REPORTBOT_ADMINS").then(|| "12,abc".to_string());
-        assert!(Settings::load_with(None, &bad).unwrap_err().to_string().contains("REPORTBOT_ADMINS"));
+        assert!(
+            Settings::load_with(None, &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("REPORTBOT_ADMINS")
+        );
     }
 }

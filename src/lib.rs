@@ -11,11 +11,22 @@
 //! - [`engine`]: a message → normalised → entities and intent → a structured
 //!   [`engine::Reply`]; conversation context is a value passed in and out.
 //! - [`render`]: a reply → Telegram HTML or plain text.
-//! - transports: `cli` (`reportbot ask`, `reportbot chat`) and `telegram`.
+//! - transports: [`cli`] (`reportbot ask`, `reportbot chat`, `announce`) and
+//!   [`telegram`] (long polling, keyboards, inline mode, flood protection).
+//! - [`store`]: subscribers, announcements and the delivery outbox (SQLite).
+//! - [`broadcast`]: the paced, crash-safe delivery worker.
+//! - [`config`] and [`telemetry`]: settings in one typed struct, logging set
+//!   up in one place.
 
+pub mod broadcast;
 pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod import;
 pub mod knowledge;
 pub mod render;
+pub mod store;
+pub mod telegram;
+pub mod telemetry;
 
 pub use engine::{Answered, Context, Engine};

@@ -1,9 +1,14 @@
+//! `reportbot`: run the Telegram bot (default) or use the command line.
+
 use clap::Parser;
 use reportbot::cli::{self, Cli, Command};
-use reportbot::engine::Engine;
+use reportbot::config::Settings;
+use reportbot::engine::{ContextLimits, Engine};
 use reportbot::knowledge::Knowledge;
+use reportbot::store::{SqliteStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,14 +22,41 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let knowledge = match &cli.data {
-        Some(dir) => Knowledge::load_dir(dir)?,
-        None => Knowledge::builtin()?,
+    let settings = Settings::load(cli.config.as_deref())?;
+    let data_dir = cli.data.clone().or_else(|| settings.data.dir.clone());
+    let load = || -> anyhow::Result<Engine> {
+        let knowledge = match &data_dir {
+            Some(dir) => Knowledge::load_dir(dir)?,
+            None => Knowledge::builtin()?,
+        };
+        Ok(Engine::new(Arc::new(knowledge)).with_limits(ContextLimits {
+            ttl: Duration::from_secs(settings.conversation.ttl_secs),
+            max_turns: settings.conversation.max_turns,
+        }))
     };
-    let engine = Engine::new(Arc::new(knowledge));
     match cli.command {
-        Some(Command::Ask { question, jsonl }) => cli::ask(&engine, question.as_deref(), jsonl),
-        Some(Command::Chat) => cli::chat(&engine),
-        Some(Command::Run) | None => anyhow::bail!("the Telegram bot is not built yet"),
+        Some(Command::Ask { question, jsonl }) => cli::ask(&load()?, question.as_deref(), jsonl),
+        Some(Command::Chat) => cli::chat(&load()?),
+        Some(Command::Announce { text, file }) => {
+            let store = SqliteStore::open(settings.database_path())?;
+            cli::announce(&store, text.as_deref(), file.as_deref())
+        }
+        Some(Command::Subscribers) => {
+            let store = SqliteStore::open(settings.database_path())?;
+            cli::subscribers(&store)
+        }
+        Some(Command::Run) | None => {
+            reportbot::telemetry::init(settings.log.format);
+            // Check everything before touching the network: token, data, database.
+            let bot = reportbot::telegram::make_bot(&settings)?;
+            let engine = Arc::new(load()?);
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(settings.database_path())?);
+            let app = Arc::new(reportbot::telegram::App::new(engine, store, settings));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(reportbot::telegram::run(app, bot))
+        }
     }
 }

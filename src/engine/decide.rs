@@ -526,12 +526,11 @@ impl Engine {
         // "世界杯冠军是哪个国家": prize words amid much unexplained text are not
         // about this contest.
         let about_contest = p.unexplained <= 2 || filter.group.is_some() || filter.kind.is_some();
-        let prize_question = about_contest && filter.level.is_some()
-            || (about_contest && p.cue(Cue::ListAll))
+        let prize_question = about_contest && (filter.level.is_some() || p.cue(Cue::ListAll))
             || ((filter.group.is_some() || filter.kind.is_some())
                 && award_cue
                 && p.unknown_name.is_none());
-        if prize_question && institutions.is_empty() && !(antifraud && !award_cue) {
+        if prize_question && institutions.is_empty() && (award_cue || !antifraud) {
             if let Some((f, groups, _)) = strong_fact
                 && groups >= 2
                 && !p.cue(Cue::ListAll)

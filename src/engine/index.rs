@@ -125,6 +125,8 @@ pub struct Index {
     /// Keywords that are also everyday cue words (什么奖, 是谁): weak evidence.
     pub generic_keywords: Vec<bool>,
     spoken: Vec<Spoken>,
+    /// Reading id → (spoken name, position 0 or 1) with that reading there.
+    starts: HashMap<u16, Vec<(u32, u8)>>,
     syllables: HashMap<&'static str, u16>,
 }
 
@@ -412,7 +414,16 @@ impl Index {
             });
         }
 
+        let mut starts: HashMap<u16, Vec<(u32, u8)>> = HashMap::new();
+        for (si, s) in spoken.iter().enumerate() {
+            for (pos, r) in s.readings.iter().take(2).enumerate() {
+                for id in &r.ids[..r.len as usize] {
+                    starts.entry(*id).or_default().push((si as u32, pos as u8));
+                }
+            }
+        }
         Index {
+            starts,
             automaton,
             compact,
             compact_keywords,
@@ -484,6 +495,19 @@ impl Index {
     /// positions not already explained by known words.
     pub fn fuzzy(&self, text: &str, free: &dyn Fn(usize, usize) -> bool) -> Vec<FuzzyHit> {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
+        // A window may only cover characters no known word explains; count
+        // blocked characters so each window is checked in O(1).
+        let mut blocked_before = Vec::with_capacity(chars.len() + 1);
+        blocked_before.push(0usize);
+        let mut any_free = false;
+        for (k, (b, c)) in chars.iter().enumerate() {
+            let ok = free(*b, *b + c.len_utf8());
+            any_free |= ok && is_cjk(*c);
+            blocked_before.push(blocked_before[k] + usize::from(!ok));
+        }
+        if !any_free {
+            return Vec::new();
+        }
         let readings: Vec<Readings> = chars
             .iter()
             .map(|(_, c)| {
@@ -495,12 +519,30 @@ impl Index {
             })
             .collect();
         let mut out: Vec<FuzzyHit> = Vec::new();
-        for s in &self.spoken {
+        // Candidate windows: an accepted match has at most one slip, so its
+        // first or second character sounds like the question's character there.
+        let mut candidates: Vec<(u32, usize)> = Vec::new();
+        for (k, r) in readings.iter().enumerate() {
+            for id in &r.ids[..r.len as usize] {
+                for &(s, pos) in self.starts.get(id).map_or(&[][..], Vec::as_slice) {
+                    if k >= pos as usize {
+                        candidates.push((s, k - pos as usize));
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        for (si, i) in candidates {
+            let s = &self.spoken[si as usize];
             let m = s.chars.len();
-            if chars.len() < m {
+            if i + m > chars.len() {
                 continue;
             }
-            for i in 0..=chars.len() - m {
+            {
+                if blocked_before[i + m] != blocked_before[i] {
+                    continue;
+                }
                 let (mut equal, mut homophone, mut slip) = (0usize, 0usize, 0usize);
                 for j in 0..m {
                     let (q, r) = (chars[i + j].1, &readings[i + j]);

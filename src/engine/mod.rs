@@ -219,11 +219,10 @@ impl Engine {
         };
         let previous = ctx.current(now, self.limits).cloned();
         let (reply, intent, turn) = self.decide(message, &parsed, previous.as_ref(), now);
-        match turn {
-            Some(t) => ctx.last = Some(t),
-            // An off-topic message or an unknown name leaves the context as it
-            // was: "二等奖呢" after a detour still means the last prize.
-            None => {}
+        // An off-topic message or an unknown name leaves the context as it
+        // was: "二等奖呢" after a detour still means the last prize.
+        if let Some(t) = turn {
+            ctx.last = Some(t);
         }
         Answer {
             reply,

@@ -40,9 +40,11 @@ pub fn normalize(input: &str) -> String {
         if pending_space || boundary {
             // Latin words stay separated (from each other and from Chinese);
             // Chinese characters join up.
-            if boundary
-                || last.is_some_and(|l| l.is_ascii_alphanumeric())
-                || c.is_ascii_alphanumeric()
+            // (Nothing to separate at the very start: the padding is there.)
+            if last.is_some()
+                && (boundary
+                    || last.is_some_and(|l| l.is_ascii_alphanumeric())
+                    || c.is_ascii_alphanumeric())
             {
                 out.push(' ');
             }

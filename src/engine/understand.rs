@@ -166,9 +166,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     }
 
     for (k, s, e) in index.compact_keyword_hits(&text) {
-        for b in s..e {
-            covered[b] = true;
-        }
+        covered[s..e].fill(true);
         let len = e - s;
         match p.keywords.iter_mut().find(|(id, _)| *id == k) {
             Some((_, l)) => *l = (*l).max(len),
@@ -225,9 +223,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     }
                 }
             }
-            for b in best.start..best.end {
-                covered[b] = true;
-            }
+            covered[best.start..best.end].fill(true);
             if !ids.is_empty() {
                 p.mentions.push(Mention {
                     ids,
@@ -254,9 +250,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         }
     });
     for (s, e) in dropped {
-        for b in s..e {
-            name_parts[b] = true;
-        }
+        name_parts[s..e].fill(true);
     }
     p.mentions.sort_by_key(|m| m.start);
     p.cjk_outside_mentions = text

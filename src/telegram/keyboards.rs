@@ -45,7 +45,9 @@ impl Callback {
             Callback::BrowseAll => "a:all".into(),
             Callback::Tips(t) => format!("t:{}", t.as_deref().unwrap_or("")),
             Callback::Entity(id) => format!("e:{id}"),
-            Callback::Announce { id, confirm } => format!("n:{}:{id}", if *confirm { "ok" } else { "no" }),
+            Callback::Announce { id, confirm } => {
+                format!("n:{}:{id}", if *confirm { "ok" } else { "no" })
+            }
         }
     }
 
@@ -72,12 +74,23 @@ impl Callback {
                 Some(Callback::Browse(PrizeFilter { group, kind, level }))
             }
             ["t", ""] => Some(Callback::Tips(None)),
-            ["t", topic] if topic.len() <= 40 && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            ["t", topic]
+                if topic.len() <= 40
+                    && topic
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
                 Some(Callback::Tips(Some(topic.to_string())))
             }
             ["e", n] => n.parse().ok().map(Callback::Entity),
-            ["n", "ok", id] => id.parse().ok().map(|id| Callback::Announce { id, confirm: true }),
-            ["n", "no", id] => id.parse().ok().map(|id| Callback::Announce { id, confirm: false }),
+            ["n", "ok", id] => id
+                .parse()
+                .ok()
+                .map(|id| Callback::Announce { id, confirm: true }),
+            ["n", "no", id] => id
+                .parse()
+                .ok()
+                .map(|id| Callback::Announce { id, confirm: false }),
             _ => None,
         }
     }
@@ -124,18 +137,40 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
         } else {
             PrizeFilter { level: None, ..*f }
         };
-        rows.push(vec![back(parent), button(t(lang, "荣誉榜首页", "Award list"), Callback::Browse(PrizeFilter::default()))]);
+        rows.push(vec![
+            back(parent),
+            button(
+                t(lang, "荣誉榜首页", "Award list"),
+                Callback::Browse(PrizeFilter::default()),
+            ),
+        ]);
         return InlineKeyboardMarkup::new(rows);
     }
     match (f.group, f.kind) {
         (None, _) => {
-            rows.push(Group::ALL.iter().map(|g| button(label_group(*g), Callback::Browse(PrizeFilter { group: Some(*g), ..PrizeFilter::default() }))).collect());
+            rows.push(
+                Group::ALL
+                    .iter()
+                    .map(|g| {
+                        button(
+                            label_group(*g),
+                            Callback::Browse(PrizeFilter {
+                                group: Some(*g),
+                                ..PrizeFilter::default()
+                            }),
+                        )
+                    })
+                    .collect(),
+            );
             let popular = PrizeFilter {
                 level: Some(Level::MostPopular),
                 ..PrizeFilter::default()
             };
             rows.push(vec![
-                button(t(lang, "最佳人气奖", "Most Popular Award"), Callback::Browse(popular)),
+                button(
+                    t(lang, "最佳人气奖", "Most Popular Award"),
+                    Callback::Browse(popular),
+                ),
                 button(t(lang, "完整名单", "Full list"), Callback::BrowseAll),
             ]);
         }
@@ -148,7 +183,14 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
                             Lang::Zh => k.zh().to_string(),
                             Lang::En => k.en().to_string(),
                         };
-                        button(label, Callback::Browse(PrizeFilter { group: Some(g), kind: Some(*k), level: None }))
+                        button(
+                            label,
+                            Callback::Browse(PrizeFilter {
+                                group: Some(g),
+                                kind: Some(*k),
+                                level: None,
+                            }),
+                        )
                     })
                     .collect(),
             );
@@ -170,12 +212,23 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
                                 Lang::Zh => l.zh().to_string(),
                                 Lang::En => l.en().to_string(),
                             };
-                            button(label, Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: Some(*l) }))
+                            button(
+                                label,
+                                Callback::Browse(PrizeFilter {
+                                    group: Some(g),
+                                    kind: Some(k),
+                                    level: Some(*l),
+                                }),
+                            )
                         })
                         .collect(),
                 );
             }
-            rows.push(vec![back(PrizeFilter { group: Some(g), kind: None, level: None })]);
+            rows.push(vec![back(PrizeFilter {
+                group: Some(g),
+                kind: None,
+                level: None,
+            })]);
         }
     }
     InlineKeyboardMarkup::new(rows)
@@ -207,7 +260,12 @@ pub fn readings(engine: &Engine, options: &[EntityId]) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(
         options
             .iter()
-            .map(|id| vec![button(engine.entity(*id).name.clone(), Callback::Entity(*id))])
+            .map(|id| {
+                vec![button(
+                    engine.entity(*id).name.clone(),
+                    Callback::Entity(*id),
+                )]
+            })
             .collect::<Vec<_>>(),
     )
 }
@@ -215,8 +273,14 @@ pub fn readings(engine: &Engine, options: &[EntityId]) -> InlineKeyboardMarkup {
 /// Confirm / Cancel under an announcement preview.
 pub fn announce(id: i64, lang: Lang) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(vec![vec![
-        button(t(lang, "✅ 确认发送", "✅ Confirm"), Callback::Announce { id, confirm: true }),
-        button(t(lang, "取消", "Cancel"), Callback::Announce { id, confirm: false }),
+        button(
+            t(lang, "✅ 确认发送", "✅ Confirm"),
+            Callback::Announce { id, confirm: true },
+        ),
+        button(
+            t(lang, "取消", "Cancel"),
+            Callback::Announce { id, confirm: false },
+        ),
     ]])
 }
 
@@ -226,18 +290,40 @@ mod tests {
 
     #[test]
     fn every_callback_round_trips_within_64_bytes() {
-        let mut all = vec![Callback::BrowseAll, Callback::Tips(None), Callback::Entity(123), Callback::Announce { id: i64::MAX, confirm: true }];
+        let mut all = vec![
+            Callback::BrowseAll,
+            Callback::Tips(None),
+            Callback::Entity(123),
+            Callback::Announce {
+                id: i64::MAX,
+                confirm: true,
+            },
+        ];
         all.push(Callback::Browse(PrizeFilter::default()));
         for g in Group::ALL {
-            all.push(Callback::Browse(PrizeFilter { group: Some(g), ..Default::default() }));
+            all.push(Callback::Browse(PrizeFilter {
+                group: Some(g),
+                ..Default::default()
+            }));
             for k in Kind::ALL {
-                all.push(Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: None }));
+                all.push(Callback::Browse(PrizeFilter {
+                    group: Some(g),
+                    kind: Some(k),
+                    level: None,
+                }));
                 for l in &Level::ALL[..4] {
-                    all.push(Callback::Browse(PrizeFilter { group: Some(g), kind: Some(k), level: Some(*l) }));
+                    all.push(Callback::Browse(PrizeFilter {
+                        group: Some(g),
+                        kind: Some(k),
+                        level: Some(*l),
+                    }));
                 }
             }
         }
-        all.push(Callback::Browse(PrizeFilter { level: Some(Level::MostPopular), ..Default::default() }));
+        all.push(Callback::Browse(PrizeFilter {
+            level: Some(Level::MostPopular),
+            ..Default::default()
+        }));
         for cb in all {
             let s = cb.encode();
             assert!(s.len() <= 64, "{s}");
@@ -247,7 +333,16 @@ mod tests {
 
     #[test]
     fn foreign_data_is_rejected() {
-        for s in ["", "x", "a:z", "a:b:t:m", "e:x", "t:../../etc", "n:ok:", "a:b:t:1:9"] {
+        for s in [
+            "",
+            "x",
+            "a:z",
+            "a:b:t:m",
+            "e:x",
+            "t:../../etc",
+            "n:ok:",
+            "a:b:t:1:9",
+        ] {
             assert_eq!(Callback::parse(s), None, "{s}");
         }
     }
@@ -256,7 +351,10 @@ mod tests {
     fn keyboards_fit_telegram_limits() {
         let engine = Engine::builtin().unwrap();
         for lang in [Lang::Zh, Lang::En] {
-            for kb in [tip_topics(&engine, lang), browse(&engine, &PrizeFilter::default(), lang)] {
+            for kb in [
+                tip_topics(&engine, lang),
+                browse(&engine, &PrizeFilter::default(), lang),
+            ] {
                 for b in kb.inline_keyboard.iter().flatten() {
                     if let teloxide::types::InlineKeyboardButtonKind::CallbackData(d) = &b.kind {
                         assert!(d.len() <= 64);

@@ -40,22 +40,17 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
             current.push_str(line);
             continue;
         }
-        // An overlong line: cut at safe points.
+        // An overlong line: cut between atoms (a tag, an entity, or one
+        // character), never inside `<…>` or `&…;`.
         let mut piece = String::new();
         let mut piece_units = 0;
-        let mut depth = 0u8; // inside a tag or an entity
-        for c in line.chars() {
-            let u = c.len_utf16();
-            if depth == 0 && piece_units + u > limit {
+        for atom in atoms(line) {
+            let u = units(atom);
+            if piece_units + u > limit && !piece.is_empty() {
                 chunks.push(std::mem::take(&mut piece));
                 piece_units = 0;
             }
-            match c {
-                '<' | '&' => depth = 1,
-                '>' | ';' => depth = 0,
-                _ => {}
-            }
-            piece.push(c);
+            piece.push_str(atom);
             piece_units += u;
         }
         current = piece;
@@ -65,6 +60,25 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     }
     chunks.retain(|c| !c.trim().is_empty());
     chunks
+}
+
+/// Split a line into tags (`<…>`), entities (`&…;`) and single characters.
+fn atoms(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        let end = match c {
+            '<' => rest.find('>').map_or(c.len_utf8(), |i| i + 1),
+            '&' => rest
+                .find(';')
+                .filter(|i| *i <= 10)
+                .map_or(c.len_utf8(), |i| i + 1),
+            _ => c.len_utf8(),
+        };
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// How to retry sends.
@@ -110,7 +124,11 @@ fn is_transient(e: &RequestError) -> bool {
         // teloxide reports a 5xx as an unknown API error with the description.
         RequestError::Api(teloxide::ApiError::Unknown(text)) => {
             let t = text.to_ascii_lowercase();
-            t.contains("internal") || t.contains("gateway") || t.contains("unavailable") || t.contains("server") || t.contains("timeout")
+            t.contains("internal")
+                || t.contains("gateway")
+                || t.contains("unavailable")
+                || t.contains("server")
+                || t.contains("timeout")
         }
         _ => false,
     }
@@ -118,7 +136,11 @@ fn is_transient(e: &RequestError) -> bool {
 
 /// Run one request with retries: 429 waits `retry_after`; 5xx, timeouts and
 /// network errors back off and retry up to `attempts` times.
-pub async fn with_retry<T, F, Fut>(policy: RetryPolicy, what: &str, mut request: F) -> Result<T, SendFailure>
+pub async fn with_retry<T, F, Fut>(
+    policy: RetryPolicy,
+    what: &str,
+    mut request: F,
+) -> Result<T, SendFailure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RequestError>>,
@@ -131,7 +153,11 @@ where
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(RequestError::RetryAfter(secs))) => {
                 let wait = secs.duration().min(policy.max_retry_after);
-                tracing::warn!(what, wait_ms = wait.as_millis() as u64, "Telegram asked to slow down (429); waiting");
+                tracing::warn!(
+                    what,
+                    wait_ms = wait.as_millis() as u64,
+                    "Telegram asked to slow down (429); waiting"
+                );
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -142,7 +168,9 @@ where
         };
         attempt += 1;
         if attempt >= policy.attempts {
-            return Err(SendFailure::Failed(format!("{what}: gave up after {attempt} attempts: {err}")));
+            return Err(SendFailure::Failed(format!(
+                "{what}: gave up after {attempt} attempts: {err}"
+            )));
         }
         tracing::warn!(what, attempt, error = %err, "transient Telegram error; retrying");
         tokio::time::sleep(backoff).await;
@@ -165,12 +193,16 @@ pub async fn send_html(
     for (i, chunk) in chunks.iter().enumerate() {
         let kb = if i == last { keyboard.clone() } else { None };
         let msg = with_retry(policy, "sendMessage", || {
-            let mut req = bot.send_message(chat, chunk.as_str()).parse_mode(ParseMode::Html);
+            let mut req = bot
+                .send_message(chat, chunk.as_str())
+                .parse_mode(ParseMode::Html);
             if let Some(kb) = kb.clone() {
                 req = req.reply_markup(kb);
             }
             if let Some(id) = reply_to.filter(|_| i == 0) {
-                req = req.reply_parameters(teloxide::types::ReplyParameters::new(id).allow_sending_without_reply());
+                req = req.reply_parameters(
+                    teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
+                );
             }
             req.into_future()
         })
@@ -198,7 +230,11 @@ mod tests {
     fn overlong_line_is_cut_outside_entities() {
         let text = "&amp;".repeat(2000);
         let parts = split_message(&text, 4096);
-        assert!(parts.iter().all(|p| units(p) <= 4096 && p.starts_with('&') && p.ends_with(';')));
+        assert!(
+            parts
+                .iter()
+                .all(|p| units(p) <= 4096 && p.starts_with('&') && p.ends_with(';'))
+        );
         assert_eq!(parts.concat(), text);
     }
 

@@ -1,0 +1,198 @@
+//! The Telegram transport: long polling with teloxide, a dptree table of what
+//! the bot does, graceful shutdown on SIGINT/SIGTERM.
+
+mod commands;
+mod conversations;
+mod flood;
+mod handlers;
+pub mod keyboards;
+pub mod send;
+mod subscriptions;
+
+pub use conversations::{ConversationKey, Conversations};
+pub use flood::{FloodGuard, Verdict};
+pub use subscriptions::announcement_html;
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::store::Store;
+use send::RetryPolicy;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
+use teloxide::error_handlers::LoggingErrorHandler;
+use teloxide::prelude::*;
+use teloxide::update_listeners::Polling;
+
+/// Everything handlers share.
+pub struct App {
+    engine: RwLock<Arc<Engine>>,
+    pub store: Arc<dyn Store>,
+    pub settings: Settings,
+    pub flood: FloodGuard,
+    pub conversations: Conversations,
+    pub retry: RetryPolicy,
+}
+
+impl App {
+    pub fn new(engine: Arc<Engine>, store: Arc<dyn Store>, settings: Settings) -> Self {
+        let c = &settings.conversation;
+        App {
+            engine: RwLock::new(engine),
+            conversations: Conversations::new(c.max_contexts, Duration::from_secs(c.ttl_secs)),
+            flood: FloodGuard::new(&settings.flood),
+            retry: RetryPolicy {
+                attempts: settings.telegram.reply_attempts,
+                attempt_timeout: Duration::from_secs(settings.telegram.send_timeout_secs),
+                backoff: Duration::from_millis(300),
+                max_retry_after: Duration::from_secs(120),
+            },
+            store,
+            settings,
+        }
+    }
+
+    /// The current engine (replaced as a whole when reports are reloaded).
+    pub fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn replace_engine(&self, engine: Arc<Engine>) {
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+    }
+
+    pub fn is_admin(&self, user: UserId) -> bool {
+        self.settings.telegram.admins.contains(&(user.0 as i64))
+    }
+}
+
+/// The bot's API client: our Bot API server, time limits above the poll timeout.
+pub fn make_bot(settings: &Settings) -> anyhow::Result<Bot> {
+    let token = settings.require_token()?;
+    let poll = settings.telegram.polling_timeout_secs;
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(Duration::from_secs(poll + 10))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+    let url = settings
+        .telegram
+        .api_url
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("setting `telegram.api_url / TELOXIDE_API_URL`: {e}"))?;
+    Ok(Bot::with_client(token.expose(), client).set_api_url(url))
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Run the bot until a signal stops it.
+pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
+    let me = loop {
+        match bot.get_me().await {
+            Ok(me) => break me,
+            Err(teloxide::RequestError::Api(teloxide::ApiError::InvalidToken)) => {
+                anyhow::bail!("setting `TELOXIDE_TOKEN`: Telegram rejected the token");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the Bot API yet; retrying in 2 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown_signal() => return Ok(()),
+                }
+            }
+        }
+    };
+    tracing::info!(username = me.username(), "connected to the Bot API");
+    register_menu(&bot, &app).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = subscriptions::spawn_background(bot.clone(), Arc::clone(&app), stop_rx);
+
+    let handler = dptree::entry()
+        .branch(Update::filter_message().endpoint(handlers::on_message))
+        .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
+        .branch(Update::filter_inline_query().endpoint(handlers::on_inline));
+
+    let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
+        .dependencies(dptree::deps![Arc::clone(&app), me])
+        .default_handler(|_| async {})
+        .error_handler(LoggingErrorHandler::with_custom_text(
+            "an update handler failed",
+        ))
+        .build();
+    let token = dispatcher.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        // Stops polling, lets in-flight handlers finish, confirms the offset.
+        loop {
+            match token.shutdown() {
+                Ok(done) => {
+                    done.await;
+                    break;
+                }
+                // Not running yet: try again in a moment.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let listener = Polling::builder(bot.clone())
+        .timeout(Duration::from_secs(
+            app.settings.telegram.polling_timeout_secs,
+        ))
+        .delete_webhook()
+        .await
+        .build();
+    dispatcher
+        .dispatch_with_listener(
+            listener,
+            LoggingErrorHandler::with_custom_text("polling failed"),
+        )
+        .await;
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn register_menu(bot: &Bot, app: &App) {
+    let zh = commands::menu_zh();
+    let en = commands::menu_en();
+    let policy = app.retry;
+    let a = send::with_retry(policy, "setMyCommands", || {
+        bot.set_my_commands(zh.clone()).into_future()
+    })
+    .await;
+    let b = send::with_retry(policy, "setMyCommands(en)", || {
+        bot.set_my_commands(en.clone())
+            .language_code("en")
+            .into_future()
+    })
+    .await;
+    if a.is_err() || b.is_err() {
+        tracing::warn!("could not register the command menu; commands still work");
+    }
+}

@@ -1,0 +1,483 @@
+//! Subscriptions, announcements and the background work that delivers them:
+//! the Telegram side of `crate::store` and `crate::broadcast`.
+
+use super::App;
+use super::handlers::{Addressed, log_send_failure, reply};
+use super::keyboards;
+use super::send::{MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
+use crate::engine::Lang;
+use crate::render::escape_html;
+use crate::store::{
+    AnnouncementId, ChatKind, Language, NewAnnouncement, NewSubscriber, Origin, Progress,
+    ProgressMessage, Store, StoreError,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use teloxide::prelude::*;
+use teloxide::types::{ChatKind as TgChatKind, ParseMode, PublicChatKind};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Run a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::Database(Box::new(e))),
+    }
+}
+
+fn t(lang: Lang, zh: &str, en: &str) -> String {
+    match lang {
+        Lang::Zh => zh.to_string(),
+        Lang::En => en.to_string(),
+    }
+}
+
+fn chat_kind(msg: &Message) -> ChatKind {
+    match &msg.chat.kind {
+        TgChatKind::Private(_) => ChatKind::Private,
+        TgChatKind::Public(p) => match p.kind {
+            PublicChatKind::Group => ChatKind::Group,
+            PublicChatKind::Supergroup(_) => ChatKind::Supergroup,
+            PublicChatKind::Channel(_) => ChatKind::Channel,
+        },
+    }
+}
+
+/// In groups only admins may change the subscription; in private chats the user.
+async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
+    if msg.chat.is_private() {
+        return true;
+    }
+    let chat = msg.chat.id;
+    let user = a.user;
+    match with_retry(app.retry, "getChatMember", || {
+        bot.get_chat_member(chat, user).into_future()
+    })
+    .await
+    {
+        Ok(member) => member.is_privileged(),
+        Err(e) => {
+            log_send_failure(chat, &e);
+            false
+        }
+    }
+}
+
+fn store_trouble(lang: Lang) -> String {
+    t(
+        lang,
+        "抱歉,订阅服务暂时出错,请稍后再试。",
+        "Sorry, subscriptions are not available right now; please try again later.",
+    )
+}
+
+pub async fn subscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+    let lang = a.lang.unwrap_or_default();
+    if !may_change(bot, app, msg, a).await {
+        reply(
+            bot,
+            app,
+            msg.chat.id,
+            t(
+                lang,
+                "只有群管理员可以为本群订阅或取消订阅。",
+                "Only group admins can change this group's subscription.",
+            ),
+            None,
+        )
+        .await;
+        return "subscribe_refused";
+    }
+    let sub = NewSubscriber {
+        chat_id: msg.chat.id.0,
+        kind: chat_kind(msg),
+        language: if lang == Lang::En {
+            Language::En
+        } else {
+            Language::Zh
+        },
+    };
+    // Answer only after the change is committed.
+    let text = match blocking(&app.store, move |s| s.subscribe(&sub)).await {
+        Ok(true) => t(
+            lang,
+            "✅ 已订阅。有新的大赛获奖公告时,我会发到这里。\n随时发送 /unsubscribe 取消,发送 /status 查看状态。",
+            "✅ Subscribed. I will post new contest announcements here.\nSend /unsubscribe at any time to stop, /status to check.",
+        ),
+        Ok(false) => t(
+            lang,
+            "您已经订阅了,无需重复订阅。有新的大赛公告时我会发给您;发送 /unsubscribe 可取消。",
+            "You are already subscribed. Send /unsubscribe to stop.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "subscribe failed");
+            store_trouble(lang)
+        }
+    };
+    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    "subscribe"
+}
+
+pub async fn unsubscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+    let lang = a.lang.unwrap_or_default();
+    if !may_change(bot, app, msg, a).await {
+        reply(
+            bot,
+            app,
+            msg.chat.id,
+            t(
+                lang,
+                "只有群管理员可以为本群订阅或取消订阅。",
+                "Only group admins can change this group's subscription.",
+            ),
+            None,
+        )
+        .await;
+        return "unsubscribe_refused";
+    }
+    let chat = msg.chat.id.0;
+    let text = match blocking(&app.store, move |s| s.unsubscribe(chat)).await {
+        Ok(true) => t(
+            lang,
+            "已取消订阅,不会再收到公告。想再订阅时发送 /subscribe。",
+            "Unsubscribed: no more announcements. Send /subscribe to come back.",
+        ),
+        Ok(false) => t(
+            lang,
+            "您目前没有订阅。发送 /subscribe 可订阅新大赛公告。",
+            "You are not subscribed. Send /subscribe to get announcements.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe failed");
+            store_trouble(lang)
+        }
+    };
+    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    "unsubscribe"
+}
+
+pub async fn status(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+    let lang = a.lang.unwrap_or_default();
+    let chat = msg.chat.id.0;
+    let text = match blocking(&app.store, move |s| s.is_subscribed(chat)).await {
+        Ok(true) => t(
+            lang,
+            "状态:已订阅新大赛公告。发送 /unsubscribe 可取消。",
+            "Status: subscribed to announcements. Send /unsubscribe to stop.",
+        ),
+        Ok(false) => t(
+            lang,
+            "状态:未订阅。发送 /subscribe 订阅新大赛公告。",
+            "Status: not subscribed. Send /subscribe to get announcements.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "status failed");
+            store_trouble(lang)
+        }
+    };
+    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    "status"
+}
+
+/// `/reports`: the loaded reports, newest first.
+pub fn reports_html(app: &App, lang: Lang) -> String {
+    let engine = app.engine();
+    let mut lines = vec![format!(
+        "<b>{}</b>",
+        t(lang, "已收录的报道(最新在前):", "Reports (newest first):")
+    )];
+    for r in &engine.knowledge().reports {
+        lines.push(escape_html(&format!(
+            "· {}({},{})",
+            r.meta.contest, r.meta.final_date, r.meta.city
+        )));
+    }
+    lines.join("\n")
+}
+
+/// The text an announcement is sent as: the admin's words, escaped.
+pub fn announcement_html(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    let html = escape_html(text);
+    let units = html.encode_utf16().count();
+    if units > MAX_MESSAGE_UNITS {
+        return Err(format!("{units} > {MAX_MESSAGE_UNITS}"));
+    }
+    Ok(html)
+}
+
+pub async fn announce(
+    bot: &Bot,
+    app: &App,
+    msg: &Message,
+    a: &Addressed,
+    text: &str,
+) -> &'static str {
+    let lang = a.lang.unwrap_or_default();
+    let chat = msg.chat.id;
+    if !app.is_admin(a.user) {
+        reply(
+            bot,
+            app,
+            chat,
+            escape_html(&t(
+                lang,
+                "抱歉,只有管理员可以发布公告。",
+                "Sorry, only admins can send announcements.",
+            )),
+            None,
+        )
+        .await;
+        return "announce_refused";
+    }
+    let html = match announcement_html(text) {
+        Ok(h) => h,
+        Err(why) if why == "empty" => {
+            reply(
+                bot,
+                app,
+                chat,
+                escape_html(&t(
+                    lang,
+                    "用法:/announce 公告内容",
+                    "Usage: /announce text of the announcement",
+                )),
+                None,
+            )
+            .await;
+            return "announce_usage";
+        }
+        Err(why) => {
+            let msg = match lang {
+                Lang::Zh => format!(
+                    "公告太长,未发送:Telegram 每条消息最多 4096 个字符单位(现在 {why})。请缩短后再发。"
+                ),
+                Lang::En => format!(
+                    "The announcement is too long and was not sent: Telegram allows 4096 units per message ({why}). Please shorten it."
+                ),
+            };
+            reply(bot, app, chat, escape_html(&msg), None).await;
+            return "announce_too_long";
+        }
+    };
+    let new = NewAnnouncement {
+        text_html: html.clone(),
+        created_by: Origin::Admin(a.user.0 as i64),
+        dedupe_key: None,
+    };
+    let created = blocking(&app.store, move |s| {
+        Ok((s.create_announcement(&new)?, s.counts()?))
+    })
+    .await;
+    let (created, counts) = match created {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "announcement draft failed");
+            reply(bot, app, chat, escape_html(&store_trouble(lang)), None).await;
+            return "announce_failed";
+        }
+    };
+    // Preview: exactly what subscribers will get, then the buttons.
+    let head = match lang {
+        Lang::Zh => format!(
+            "<b>公告预览</b>(将发送给 {} 个订阅者,确认后开始):",
+            counts.active
+        ),
+        Lang::En => format!(
+            "<b>Preview</b> (goes to {} subscribers once confirmed):",
+            counts.active
+        ),
+    };
+    let keyboard = keyboards::announce(created.id.0, lang);
+    if let Err(e) = send_html(bot, app.retry, chat, &head, None, None).await {
+        log_send_failure(chat, &e);
+    }
+    if let Err(e) = send_html(bot, app.retry, chat, &html, Some(keyboard), None).await {
+        log_send_failure(chat, &e);
+    }
+    "announce_preview"
+}
+
+/// Confirm / Cancel pressed under a preview. Returns the button notice.
+pub async fn on_announce_button(
+    bot: &Bot,
+    app: &App,
+    q: &CallbackQuery,
+    message: Option<&Message>,
+    id: i64,
+    confirm: bool,
+) -> String {
+    let lang = Lang::from_code(q.from.language_code.as_deref()).unwrap_or_default();
+    if !app.is_admin(q.from.id) {
+        return t(lang, "只有管理员可以操作。", "Only admins can do this.");
+    }
+    let id = AnnouncementId(id);
+    if !confirm {
+        return match blocking(&app.store, move |s| s.cancel(id)).await {
+            Ok(_) => {
+                if let Some(m) = message {
+                    let _ = bot.edit_message_reply_markup(m.chat.id, m.id).await;
+                }
+                t(
+                    lang,
+                    "已取消,公告不会发送。",
+                    "Cancelled; nothing will be sent.",
+                )
+            }
+            Err(e) => format!("{e}"),
+        };
+    }
+    let progress_at = message.map(|m| ProgressMessage {
+        chat_id: m.chat.id.0,
+        message_id: m.id.0,
+    });
+    let result = blocking(&app.store, move |s| {
+        let c = s.confirm(id)?;
+        if let Some(pm) = progress_at
+            && c.newly_confirmed
+        {
+            s.set_progress_message(id, pm)?;
+        }
+        Ok(c)
+    })
+    .await;
+    match result {
+        Ok(c) if c.newly_confirmed => {
+            if let Some(m) = message {
+                let _ = bot.edit_message_reply_markup(m.chat.id, m.id).await;
+                // The progress report is a reply under the preview.
+                let text = progress_text(
+                    lang,
+                    &Progress {
+                        total: c.deliveries,
+                        pending: c.deliveries,
+                        ..Progress::default()
+                    },
+                    None,
+                    false,
+                );
+                if let Ok(ids) = send_html(bot, app.retry, m.chat.id, &text, None, None).await
+                    && let Some(first) = ids.first().copied()
+                {
+                    let pm = ProgressMessage {
+                        chat_id: m.chat.id.0,
+                        message_id: first.0,
+                    };
+                    let _ = blocking(&app.store, move |s| s.set_progress_message(id, pm)).await;
+                }
+            }
+            match lang {
+                Lang::Zh => format!("已确认,开始发送给 {} 个订阅者。", c.deliveries),
+                Lang::En => format!("Confirmed: sending to {} subscribers.", c.deliveries),
+            }
+        }
+        Ok(_) => t(lang, "这条公告已经确认过了。", "Already confirmed."),
+        Err(e) => {
+            tracing::error!(error = %e, "confirm failed");
+            store_trouble(lang)
+        }
+    }
+}
+
+fn progress_text(lang: Lang, p: &Progress, eta: Option<Duration>, done: bool) -> String {
+    let eta = eta.map(|d| d.as_secs()).unwrap_or(0);
+    match (lang, done) {
+        (Lang::Zh, false) => format!(
+            "📤 <b>公告发送中</b>\n已发送 {} · 已屏蔽/退订 {} · 失败 {} · 剩余 {} / 共 {}\n预计还需 {} 秒",
+            p.sent, p.blocked, p.failed, p.pending, p.total, eta
+        ),
+        (Lang::Zh, true) => format!(
+            "✅ <b>公告发送完毕</b>\n共 {}:已发送 {} · 已屏蔽/退订 {} · 失败 {} · 取消 {}",
+            p.total, p.sent, p.blocked, p.failed, p.cancelled
+        ),
+        (Lang::En, false) => format!(
+            "📤 <b>Sending announcement</b>\nsent {} · blocked {} · failed {} · remaining {} of {}\nETA {} s",
+            p.sent, p.blocked, p.failed, p.pending, p.total, eta
+        ),
+        (Lang::En, true) => format!(
+            "✅ <b>Announcement delivered</b>\n{} in all: sent {} · blocked {} · failed {} · cancelled {}",
+            p.total, p.sent, p.blocked, p.failed, p.cancelled
+        ),
+    }
+}
+
+/// Edits the admins' progress messages every couple of seconds, and posts
+/// the final summary when an announcement is done.
+async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut shown: HashMap<i64, String> = HashMap::new();
+    let rate = app.settings.broadcast.rate_per_sec.max(0.1);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+        let watched = blocking(&app.store, |s| {
+            let mut out = Vec::new();
+            for a in s.pending_announcements()? {
+                if let Some(pm) = a.progress_message {
+                    let done = s.complete_if_done(a.id)?;
+                    out.push((a.id, pm, s.progress(a.id)?, done));
+                }
+            }
+            Ok(out)
+        })
+        .await;
+        let Ok(watched) = watched else { continue };
+        for (id, pm, progress, done) in watched {
+            let eta = Duration::from_secs_f64(progress.pending as f64 / rate);
+            let text = progress_text(Lang::Zh, &progress, Some(eta), done);
+            if shown.get(&id.0) == Some(&text) {
+                continue;
+            }
+            let chat = ChatId(pm.chat_id);
+            let msg_id = teloxide::types::MessageId(pm.message_id);
+            let edit = with_retry(app.retry, "editMessageText", || {
+                bot.edit_message_text(chat, msg_id, text.clone())
+                    .parse_mode(ParseMode::Html)
+                    .into_future()
+            })
+            .await;
+            match edit {
+                Ok(_) => {}
+                Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
+                Err(e) => log_send_failure(chat, &e),
+            }
+            shown.insert(id.0, text);
+        }
+    }
+}
+
+/// Start the delivery worker and the progress reporter.
+pub fn spawn_background(
+    bot: Bot,
+    app: Arc<App>,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let sender = Arc::new(crate::broadcast::TelegramSender::new(bot.clone()));
+    // Settings were validated at start-up, so this cannot fail; log if it does.
+    match crate::broadcast::Broadcaster::new(
+        Arc::clone(&app.store),
+        sender,
+        app.settings.broadcast.clone(),
+    ) {
+        Ok(worker) => {
+            let worker_stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                worker.run(worker_stop).await;
+            }));
+        }
+        Err(e) => tracing::error!(error = %e, "announcement delivery is not running"),
+    }
+    tasks.push(tokio::spawn(progress_reporter(bot, Arc::clone(&app), stop)));
+    tasks
+}
