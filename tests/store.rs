@@ -561,38 +561,3 @@ async fn telegram_sender_cancels_an_announcement_telegram_cannot_parse() -> Test
     api.shutdown().await;
     Ok(())
 }
-
-#[test]
-#[ignore]
-fn zz_timing() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = open(dir.path())?;
-    let subscribers: Vec<NewSubscriber> = (1..=100_000).map(private).collect();
-    let t = Instant::now();
-    store.subscribe_many(&subscribers)?;
-    eprintln!("TIMING subscribe_many 100k {:?}", t.elapsed());
-    let t = Instant::now();
-    let c = store.queue_now(&note("x", None))?;
-    eprintln!("TIMING queue_now 100k {:?}", t.elapsed());
-    let t = Instant::now();
-    let mut n = 0;
-    while n < 20_000 {
-        let b = store.next_pending(500)?;
-        for d in b {
-            store.mark_sent(d.id, 1)?;
-            n += 1;
-        }
-    }
-    eprintln!("TIMING mark_sent x20k {:?}", t.elapsed());
-    let t = Instant::now();
-    for _ in 0..100 {
-        store.progress(c.id)?;
-    }
-    eprintln!("TIMING progress x100 {:?}", t.elapsed());
-    let t = Instant::now();
-    for _ in 0..100 {
-        store.next_pending(500)?;
-    }
-    eprintln!("TIMING next_pending(500) x100 {:?}", t.elapsed());
-    Ok(())
-}

@@ -33,9 +33,11 @@ pub enum Command {
 
 /// The menu in Chinese (default) — everything but the admin command.
 pub fn menu_zh() -> Vec<BotCommand> {
+    // teloxide writes "/start"; Telegram wants the bare name.
     Command::bot_commands()
         .into_iter()
-        .filter(|c| c.command != "/announce" && c.command != "announce")
+        .map(|c| BotCommand::new(c.command.trim_start_matches('/'), c.description))
+        .filter(|c| c.command != "announce")
         .collect()
 }
 

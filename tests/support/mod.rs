@@ -4,5 +4,6 @@
 //! `#[path = "../tests/support/mod.rs"] mod support;` from `benches/`).
 #![allow(dead_code)]
 
+pub mod app;
 pub mod botapi;
 pub mod html;
