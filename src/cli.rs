@@ -43,6 +43,106 @@ pub enum Command {
     },
     /// Print subscriber counts.
     Subscribers,
+    /// Turn a published report's text into checked data files.
+    Import {
+        /// The report as published (plain text).
+        report: PathBuf,
+        /// Data directory to write into (default: --data, else ./data).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Report id (default: derived from the contest's year and name).
+        #[arg(long)]
+        id: Option<String>,
+        /// Replace files of an existing report with different content.
+        #[arg(long)]
+        overwrite: bool,
+        /// Write even if some lines of the award list could not be placed.
+        #[arg(long)]
+        allow_problems: bool,
+        /// Also queue an announcement of the new report for subscribers.
+        #[arg(long)]
+        publish: bool,
+    },
+}
+
+/// `reportbot import`: read, check, write, optionally announce.
+pub struct ImportArgs<'a> {
+    pub report: &'a std::path::Path,
+    pub out: &'a std::path::Path,
+    pub id: Option<String>,
+    pub overwrite: bool,
+    pub allow_problems: bool,
+}
+
+/// Import a report; returns the id of the report written.
+pub fn import(args: ImportArgs<'_>) -> anyhow::Result<String> {
+    use crate::import::{ImportOptions, WriteOptions, import_report_with, write_report_with};
+    let text = std::fs::read_to_string(args.report)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", args.report.display()))?;
+    let name = args
+        .report
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a file name", args.report.display()))?;
+    let imported = import_report_with(&text, name, &ImportOptions { id: args.id })
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.report.display()))?;
+    println!(
+        "{} ({}): {}",
+        imported.meta.contest, imported.meta.id, imported.summary
+    );
+    if !imported.problems.is_empty() && !args.allow_problems {
+        anyhow::bail!(
+            "{}: {} line(s) of the award list could not be placed (listed above); nothing was written. Fix them, or pass --allow-problems to write the rest",
+            args.report.display(),
+            imported.problems.len()
+        );
+    }
+    let written = write_report_with(
+        &imported,
+        args.out,
+        &WriteOptions {
+            overwrite: args.overwrite,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{written}");
+    // Prove the directory loads as the bot will load it.
+    crate::knowledge::Knowledge::load_dir(args.out)?;
+    Ok(imported.meta.id.clone())
+}
+
+/// `import --publish`: announce the report once (publishing again is a no-op).
+pub fn publish(
+    store: &dyn crate::store::Store,
+    data: &std::path::Path,
+    id: &str,
+) -> anyhow::Result<()> {
+    let k = crate::knowledge::Knowledge::load_dir(data)?;
+    let report = k
+        .reports
+        .iter()
+        .find(|r| r.meta.id == id)
+        .ok_or_else(|| anyhow::anyhow!("no report {id:?} in {}", data.display()))?;
+    let created = store.queue_now(&crate::store::NewAnnouncement {
+        text_html: crate::publish::announcement(report),
+        created_by: crate::store::Origin::Report(id.to_string()),
+        dedupe_key: Some(crate::publish::dedupe_key(id)),
+    })?;
+    if created.duplicate {
+        println!(
+            "report {id} was announced before (announcement {}); not announcing again",
+            created.id.0
+        );
+    } else {
+        let p = store.progress(created.id)?;
+        println!(
+            "queued announcement {} of report {id} for {} subscribers; a bot running with --data {} serves the report within seconds",
+            created.id.0,
+            p.total,
+            data.display()
+        );
+    }
+    Ok(())
 }
 
 /// `reportbot announce`: queue it in the database the bot reads.

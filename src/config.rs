@@ -139,13 +139,22 @@ pub struct StorageSettings {
     pub database: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataSettings {
     /// A data directory with reports; the built-in data when unset.
     pub dir: Option<PathBuf>,
-    /// Reload the data directory when it changes (checked every few seconds).
+    /// Reload the data directory when its files change (checked every 2 s).
     pub watch: bool,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        DataSettings {
+            dir: None,
+            watch: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -194,6 +203,9 @@ impl Settings {
         }
         if let Some(u) = env("TELOXIDE_API_URL") {
             s.telegram.api_url = u;
+        }
+        if let Some(dir) = env("REPORTBOT_DATA") {
+            s.data.dir = Some(PathBuf::from(dir));
         }
         if let Some(db) = env("REPORTBOT_DB") {
             s.storage.database = Some(PathBuf::from(db));

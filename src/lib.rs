@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod import;
 pub mod knowledge;
+pub mod publish;
 pub mod render;
 pub mod store;
 pub mod telegram;

@@ -22,8 +22,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
     let data_dir = cli.data.clone().or_else(|| settings.data.dir.clone());
+    settings.data.dir = data_dir.clone();
     let load = || -> anyhow::Result<Engine> {
         let knowledge = match &data_dir {
             Some(dir) => Knowledge::load_dir(dir)?,
@@ -40,6 +41,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Announce { text, file }) => {
             let store = SqliteStore::open(settings.database_path())?;
             cli::announce(&store, text.as_deref(), file.as_deref())
+        }
+        Some(Command::Import {
+            report,
+            out,
+            id,
+            overwrite,
+            allow_problems,
+            publish,
+        }) => {
+            let out = out.or(data_dir.clone()).unwrap_or_else(|| "data".into());
+            let id = cli::import(cli::ImportArgs {
+                report: &report,
+                out: &out,
+                id,
+                overwrite,
+                allow_problems,
+            })?;
+            if publish {
+                let store = SqliteStore::open(settings.database_path())?;
+                cli::publish(&store, &out, &id)?;
+            }
+            Ok(())
         }
         Some(Command::Subscribers) => {
             let store = SqliteStore::open(settings.database_path())?;

@@ -265,6 +265,26 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 }
             }
         }
+        Reply::Reports => {
+            doc.bold(zh_en(
+                lang,
+                "已收录的报道(最新在前):",
+                "Reports I know (newest first):",
+            ));
+            for r in &k.reports {
+                doc.line(match lang {
+                    Lang::Zh => format!(
+                        "· {}({} {},发布于 {})",
+                        r.meta.contest, r.meta.final_date, r.meta.city, r.meta.published
+                    ),
+                    Lang::En => format!(
+                        "· {} ({} {}, published {})",
+                        r.meta.contest, r.meta.final_date, r.meta.city, r.meta.published
+                    ),
+                });
+            }
+            doc.line(zh_en(lang, "不写年份的问题按最新一届回答;加上年份(如“2022年个人一等奖”)可查询往届。", "Questions without a year are about the newest contest; add a year (e.g. \"2022 first prize\") for another."));
+        }
         Reply::Subscribe => {
             doc.line(zh_en(
                 lang,

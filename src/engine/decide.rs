@@ -97,6 +97,7 @@ impl Engine {
             },
             "help" => plain(Reply::Help, Intent::Help),
             "about" => plain(Reply::About, Intent::About),
+            "reports" => plain(Reply::Reports, Intent::Reports),
             "awards" => plain(self.winners(0, PrizeFilter::default()), Intent::Awards),
             "subscribe" => plain(Reply::Subscribe, Intent::Subscribe),
             "unsubscribe" => plain(Reply::Unsubscribe, Intent::Unsubscribe),
@@ -476,6 +477,9 @@ impl Engine {
         if p.cue(Cue::Unsubscribe) {
             return (Reply::Unsubscribe, Intent::Unsubscribe, None);
         }
+        if p.cue(Cue::Reports) && p.mentions.is_empty() {
+            return (Reply::Reports, Intent::Reports, None);
+        }
         if p.cue(Cue::Subscribe) {
             return (Reply::Subscribe, Intent::Subscribe, None);
         }
@@ -501,6 +505,9 @@ impl Engine {
 
         if !people_teams.is_empty() {
             let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
+            if p.cue(Cue::AllYears) {
+                return self.won_all_years(&people_teams, corrected, now, report);
+            }
             return self.won(&people_teams, corrected, None, now, report);
         }
         if let Some(m) = ambiguous.first()
@@ -559,6 +566,9 @@ impl Engine {
             && strong_fact.is_none_or(|(_, g, _)| g < 2 || award_cue)
         {
             let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
+            if p.cue(Cue::AllYears) {
+                return self.won_all_years(&institutions, corrected, now, report);
+            }
             return self.won(&institutions, corrected, Some(filter), now, report);
         }
         let case = self.best_case(p, report);
@@ -762,6 +772,42 @@ impl Engine {
             report,
             awards,
         }
+    }
+
+    /// What entities won in every contest loaded ("历届", "every year").
+    fn won_all_years(
+        &self,
+        ids: &[EntityId],
+        corrected: Option<String>,
+        now: Instant,
+        report: usize,
+    ) -> Decision {
+        let mut wins = Vec::new();
+        let mut nothing = Vec::new();
+        // "李彬历届获得了什么奖": every contest that names them, newest first.
+        for id in ids {
+            let found: Vec<EntityWins> = (0..self.knowledge.reports.len())
+                .map(|r| self.wins_of(*id, r))
+                .filter(|w| !w.awards.is_empty())
+                .collect();
+            if found.is_empty() {
+                nothing.push(*id);
+            }
+            wins.extend(found);
+        }
+        let turn = Turn {
+            entities: ids.to_vec(),
+            ..self.turn(Intent::WhatWon, report, PrizeFilter::default(), now)
+        };
+        (
+            Reply::Won {
+                wins,
+                corrected,
+                nothing,
+            },
+            Intent::WhatWon,
+            Some(turn),
+        )
     }
 
     pub(super) fn won(

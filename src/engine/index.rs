@@ -45,10 +45,12 @@ pub enum Cue {
     Filler,
     English,
     Followup,
+    AllYears,
+    Reports,
 }
 
 impl Cue {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
 }
 
 /// One meaning a matched word carries.
@@ -310,6 +312,8 @@ impl Index {
             (Cue::Filler, &c.filler),
             (Cue::English, &c.english),
             (Cue::Followup, &c.followup),
+            (Cue::AllYears, &c.all_years),
+            (Cue::Reports, &c.reports),
         ] {
             for w in words {
                 b.add(w, Sense::Cue(cue));

@@ -212,11 +212,14 @@ impl Engine {
         now: Instant,
     ) -> Answer {
         let parsed = understand::parse(&self.index, message);
-        let lang = if parsed.is_english() || (prefer == Some(Lang::En) && !parsed.has_cjk) {
-            Lang::En
-        } else {
-            prefer.unwrap_or(Lang::Zh)
-        };
+        // A bare command ("/help") says nothing about the language: the user's.
+        let command = message.trim_start().starts_with(['/', '／']);
+        let lang =
+            if (!command && parsed.is_english()) || (prefer == Some(Lang::En) && !parsed.has_cjk) {
+                Lang::En
+            } else {
+                prefer.unwrap_or(Lang::Zh)
+            };
         let previous = ctx.current(now, self.limits).cloned();
         let (reply, intent, turn) = self.decide(message, &parsed, previous.as_ref(), now);
         // An off-topic message or an unknown name leaves the context as it

@@ -92,6 +92,8 @@ pub enum Reply {
     Help,
     /// `/about`: where the data comes from.
     About,
+    /// `/reports`: the loaded reports, newest first.
+    Reports,
     /// The user wants announcements (the transport makes it durable).
     Subscribe,
     Unsubscribe,
@@ -146,6 +148,7 @@ pub enum Intent {
     Start,
     Help,
     About,
+    Reports,
     Subscribe,
     Unsubscribe,
     WhoWon,
@@ -166,6 +169,7 @@ impl Intent {
             Intent::Start => "start",
             Intent::Help => "help",
             Intent::About => "about",
+            Intent::Reports => "reports",
             Intent::Subscribe => "subscribe",
             Intent::Unsubscribe => "unsubscribe",
             Intent::WhoWon => "who_won",

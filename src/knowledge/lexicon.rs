@@ -53,4 +53,8 @@ pub struct Cues {
     pub english: Vec<String>,
     /// Marks a message as a follow-up that leaves things out ("二等奖呢", "what about").
     pub followup: Vec<String>,
+    /// Across every contest loaded ("历届", "every year").
+    pub all_years: Vec<String>,
+    /// Asks which reports/contests the bot knows.
+    pub reports: Vec<String>,
 }

@@ -63,6 +63,12 @@ impl Conversations {
         map.insert(key, ctx);
     }
 
+    /// Forget every conversation (after the reports were reloaded, old
+    /// contexts point into the old data).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

@@ -123,11 +123,6 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         Some(Command::Unsubscribe) => subscriptions::unsubscribe(&bot, &app, &msg, &a).await,
         Some(Command::Status) => subscriptions::status(&bot, &app, &msg, &a).await,
         Some(Command::Announce(text)) => subscriptions::announce(&bot, &app, &msg, &a, &text).await,
-        Some(Command::Reports) => {
-            let html = subscriptions::reports_html(&app, a.lang.unwrap_or_default());
-            reply(&bot, &app, chat, html, None).await;
-            "reports"
-        }
         _ => answer_text(&bot, &app, &msg, &a).await,
     };
     tracing::info!(

@@ -6,6 +6,7 @@ mod conversations;
 mod flood;
 mod handlers;
 pub mod keyboards;
+mod reload;
 pub mod send;
 mod subscriptions;
 
@@ -59,6 +60,7 @@ impl App {
 
     pub fn replace_engine(&self, engine: Arc<Engine>) {
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+        self.conversations.clear();
     }
 
     pub fn is_admin(&self, user: UserId) -> bool {
@@ -128,7 +130,11 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
     register_menu(&bot, &app).await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = subscriptions::spawn_background(bot.clone(), Arc::clone(&app), stop_rx);
+    let mut background =
+        subscriptions::spawn_background(bot.clone(), Arc::clone(&app), stop_rx.clone());
+    if let Some(dir) = app.settings.data.dir.clone() {
+        background.push(tokio::spawn(reload::watch(Arc::clone(&app), dir, stop_rx)));
+    }
 
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(handlers::on_message))

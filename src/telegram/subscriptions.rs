@@ -185,22 +185,6 @@ pub async fn status(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'sta
     "status"
 }
 
-/// `/reports`: the loaded reports, newest first.
-pub fn reports_html(app: &App, lang: Lang) -> String {
-    let engine = app.engine();
-    let mut lines = vec![format!(
-        "<b>{}</b>",
-        t(lang, "已收录的报道(最新在前):", "Reports (newest first):")
-    )];
-    for r in &engine.knowledge().reports {
-        lines.push(escape_html(&format!(
-            "· {}({},{})",
-            r.meta.contest, r.meta.final_date, r.meta.city
-        )));
-    }
-    lines.join("\n")
-}
-
 /// The text an announcement is sent as: the admin's words, escaped.
 pub fn announcement_html(text: &str) -> Result<String, String> {
     let text = text.trim();
