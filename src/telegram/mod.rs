@@ -139,7 +139,8 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(handlers::on_message))
         .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
-        .branch(Update::filter_inline_query().endpoint(handlers::on_inline));
+        .branch(Update::filter_inline_query().endpoint(handlers::on_inline))
+        .branch(Update::filter_my_chat_member().endpoint(subscriptions::on_member_update));
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(&app), me])

@@ -401,7 +401,7 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
     let rate = app.settings.broadcast.rate_per_sec.max(0.1);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(app.settings.broadcast.progress_interval()) => {}
             _ = stop.changed() => return,
         }
         let watched = blocking(&app.store, |s| {
@@ -447,7 +447,9 @@ pub fn spawn_background(
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    let sender = Arc::new(crate::broadcast::TelegramSender::new(bot.clone()));
+    let sender = Arc::new(
+        crate::broadcast::TelegramSender::new(bot.clone()).with_timeout(app.retry.attempt_timeout),
+    );
     // Settings were validated at start-up, so this cannot fail; log if it does.
     match crate::broadcast::Broadcaster::new(
         Arc::clone(&app.store),
@@ -464,4 +466,28 @@ pub fn spawn_background(
     }
     tasks.push(tokio::spawn(progress_reporter(bot, Arc::clone(&app), stop)));
     tasks
+}
+
+/// The bot was removed from a chat or blocked by a user: stop announcing there.
+pub async fn on_member_update(
+    app: Arc<App>,
+    update: teloxide::types::ChatMemberUpdated,
+) -> super::handlers::HandlerResult {
+    let gone = matches!(
+        update.new_chat_member.kind,
+        teloxide::types::ChatMemberKind::Banned(_) | teloxide::types::ChatMemberKind::Left
+    );
+    if gone {
+        let chat = update.chat.id.0;
+        match blocking(&app.store, move |s| {
+            s.mark_chat_blocked(chat, "bot removed or blocked")
+        })
+        .await
+        {
+            Ok(true) => tracing::info!(chat, "bot removed from chat; unsubscribed"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(chat, error = %e, "could not record a removed chat"),
+        }
+    }
+    Ok(())
 }
