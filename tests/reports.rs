@@ -181,9 +181,11 @@ async fn running_bot_reloads_and_announces_a_new_report_once() {
     let scratch_db = tmp.path().join("scratch.db");
     let out = import(&data, &scratch_db, Path::new(SOURCE_2022), false).await;
     assert!(out.status.success());
-    let mut opts = AppOptions::default();
-    opts.args = vec!["--data".into(), data.display().to_string()];
-    opts.config = Some("[broadcast]\npoll_interval_ms = 200\n".into());
+    let opts = AppOptions {
+        args: vec!["--data".into(), data.display().to_string()],
+        config: Some("[broadcast]\npoll_interval_ms = 200\n".into()),
+        ..AppOptions::default()
+    };
     let app = spawn_app_with(opts).await;
     let api = &app.api;
     let user = UserSpec::new(77, "Wang").lang("zh-hans");
