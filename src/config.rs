@@ -276,6 +276,14 @@ impl Settings {
         self.broadcast
             .validate()
             .map_err(|e| invalid("broadcast", e.to_string()))?;
+        if url.contains("api.telegram.org")
+            && self.broadcast.rate_per_sec > crate::broadcast::TELEGRAM_RATE_PER_SEC
+        {
+            return Err(invalid(
+                "broadcast.rate_per_sec",
+                "Telegram allows at most 30 messages per second",
+            ));
+        }
         Ok(())
     }
 
@@ -361,6 +369,16 @@ mod tests {
         let s = Settings::load_with(None, &no_env).unwrap();
         let err = s.require_token().unwrap_err().to_string();
         assert!(err.contains("TELOXIDE_TOKEN"), "{err}");
+        let fast = |k: &str| (k == "TELOXIDE_TOKEN").then(|| "1:x".to_string());
+        let mut s = Settings::load_with(None, &fast).unwrap();
+        s.broadcast.rate_per_sec = 40.0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("broadcast.rate_per_sec"),
+            "Telegram's own limit: {err}"
+        );
+        s.telegram.api_url = "http://127.0.0.1:8081".into();
+        assert!(s.validate().is_ok(), "a local Bot API server may take more");
         let bad = |k: &str| (k == "REPORTBOT_ADMINS").then(|| "12,abc".to_string());
         assert!(
             Settings::load_with(None, &bad)

@@ -8,8 +8,8 @@ use super::send::{MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
 use crate::engine::Lang;
 use crate::render::escape_html;
 use crate::store::{
-    AnnouncementId, ChatKind, Language, NewAnnouncement, NewSubscriber, Origin, Progress,
-    ProgressMessage, Store, StoreError,
+    AnnouncementId, AnnouncementState, ChatKind, Language, NewAnnouncement, NewSubscriber, Origin,
+    Progress, ProgressMessage, Store, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -185,18 +185,18 @@ pub async fn status(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'sta
     "status"
 }
 
-/// The text an announcement is sent as: the admin's words, escaped.
+/// The text an announcement is sent as: the admin's words, escaped. Telegram
+/// counts the limit after parsing the HTML, so the visible text is measured.
 pub fn announcement_html(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty".into());
     }
-    let html = escape_html(text);
-    let units = html.encode_utf16().count();
+    let units = text.encode_utf16().count();
     if units > MAX_MESSAGE_UNITS {
         return Err(format!("{units} > {MAX_MESSAGE_UNITS}"));
     }
-    Ok(html)
+    Ok(escape_html(text))
 }
 
 pub async fn announce(
@@ -365,6 +365,18 @@ pub async fn on_announce_button(
             }
         }
         Ok(_) => t(lang, "这条公告已经确认过了。", "Already confirmed."),
+        Err(StoreError::InvalidState { state, .. }) => {
+            let (zh, en) = match state {
+                AnnouncementState::Cancelled => ("已取消", "cancelled"),
+                AnnouncementState::Done => ("已发送完毕", "already delivered"),
+                AnnouncementState::Queued => ("正在发送", "being sent"),
+                AnnouncementState::Draft => ("还是草稿", "a draft"),
+            };
+            match lang {
+                Lang::Zh => format!("这条公告{zh},不能再确认。"),
+                Lang::En => format!("This announcement is {en}; it cannot be confirmed."),
+            }
+        }
         Err(e) => {
             tracing::error!(error = %e, "confirm failed");
             store_trouble(lang)
@@ -397,27 +409,48 @@ fn progress_text(lang: Lang, p: &Progress, eta: Option<Duration>, done: bool) ->
 /// Edits the admins' progress messages every couple of seconds, and posts
 /// the final summary when an announcement is done.
 async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    // Announcement id → what its progress message shows now.
     let mut shown: HashMap<i64, String> = HashMap::new();
+    // Announcements being watched (queued, with a progress message).
+    let mut watched: HashMap<i64, ProgressMessage> = HashMap::new();
     let rate = app.settings.broadcast.rate_per_sec.max(0.1);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(app.settings.broadcast.progress_interval()) => {}
             _ = stop.changed() => return,
         }
-        let watched = blocking(&app.store, |s| {
+        let known: Vec<i64> = watched.keys().copied().collect();
+        // The worker may finish an announcement between two looks: those
+        // that left the queue get their final summary too.
+        let rows = blocking(&app.store, move |s| {
             let mut out = Vec::new();
+            let mut seen = Vec::new();
             for a in s.pending_announcements()? {
                 if let Some(pm) = a.progress_message {
                     let done = s.complete_if_done(a.id)?;
+                    seen.push(a.id.0);
                     out.push((a.id, pm, s.progress(a.id)?, done));
+                }
+            }
+            for id in known.into_iter().filter(|id| !seen.contains(id)) {
+                let id = AnnouncementId(id);
+                if let Some(a) = s.announcement(id)?
+                    && let Some(pm) = a.progress_message
+                {
+                    out.push((id, pm, s.progress(id)?, true));
                 }
             }
             Ok(out)
         })
         .await;
-        let Ok(watched) = watched else { continue };
-        for (id, pm, progress, done) in watched {
-            let eta = Duration::from_secs_f64(progress.pending as f64 / rate);
+        let Ok(rows) = rows else { continue };
+        for (id, pm, progress, done) in rows {
+            if done {
+                watched.remove(&id.0);
+            } else {
+                watched.insert(id.0, pm);
+            }
+            let eta = Duration::from_secs_f64((progress.pending as f64 / rate).ceil());
             let text = progress_text(Lang::Zh, &progress, Some(eta), done);
             if shown.get(&id.0) == Some(&text) {
                 continue;
@@ -435,7 +468,11 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
                 Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
                 Err(e) => log_send_failure(chat, &e),
             }
-            shown.insert(id.0, text);
+            if done {
+                shown.remove(&id.0);
+            } else {
+                shown.insert(id.0, text);
+            }
         }
     }
 }
