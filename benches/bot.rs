@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench bot` (takes about six minutes).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use reportbot::store::{ChatKind, Language, NewSubscriber, SqliteStore, Store};
