@@ -13,7 +13,8 @@ pub fn is_cjk(c: char) -> bool {
 /// The canonical form, padded with one space on each side so that ASCII words
 /// can be matched at word boundaries (`" win "`).
 pub fn normalize(input: &str) -> String {
-    let folded: String = input.nfkc().collect();
+    let without_tags = strip_tags(input);
+    let folded: String = without_tags.nfkc().collect();
     let simplified = if folded.chars().any(is_cjk) {
         fast2s::convert(&folded)
     } else {
@@ -63,6 +64,39 @@ pub fn normalize(input: &str) -> String {
     out
 }
 
+/// People paste HTML now and then (`张<b>伟</b>`): tags are not words.
+fn strip_tags(input: &str) -> std::borrow::Cow<'_, str> {
+    if !input.contains('<') {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        match after.find('>') {
+            // A tag: `<` then a name or `/`, short, no second `<` inside.
+            Some(end)
+                if end <= 80
+                    && after[1..end]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
+                    && !after[1..end].contains('<') =>
+            {
+                out.push(' ');
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('<');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Normalise a data word (alias, keyword) the same way, without the padding.
 pub fn normalize_word(word: &str) -> String {
     normalize(word).trim().to_string()
@@ -92,6 +126,8 @@ mod tests {
     #[test]
     fn emoji_and_symbols_are_separators() {
         assert_eq!(normalize("🎉李彬🎉"), " 李彬 ");
-        assert_eq!(normalize("<b>x</b>"), " b x b ");
+        assert_eq!(normalize("<b>x</b>"), " x ");
+        assert_eq!(normalize("张<b>伟</b>"), " 张伟 ");
+        assert_eq!(normalize("a < b"), " a b ");
     }
 }

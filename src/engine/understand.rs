@@ -322,7 +322,10 @@ fn units_of(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut word: Option<usize> = None;
     for (i, c) in text.char_indices() {
-        if c.is_ascii_alphanumeric() || (word.is_some() && matches!(c, '\'' | '.' | '&' | '+')) {
+        if c.is_ascii_alphanumeric()
+            || c == '&'
+            || (word.is_some() && matches!(c, '\'' | '.' | '+'))
+        {
             word.get_or_insert(i);
             continue;
         }

@@ -192,10 +192,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
         .unwrap_or(ChatId(q.from.id.0 as i64));
     let intent = match parsed.clone() {
         None => {
-            notice = Some(match lang {
-                Lang::Zh => "这个按钮已失效,请重新发送命令。".into(),
-                Lang::En => "This button has expired; please send the command again.".into(),
-            });
+            notice = Some(stale_notice(lang));
             "stale_button"
         }
         Some(Callback::Browse(filter)) => {
@@ -247,7 +244,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
             "what_won"
         }
         Some(Callback::Entity(_)) => {
-            notice = Some("?".into());
+            notice = Some(stale_notice(lang));
             "stale_button"
         }
         Some(Callback::Announce { id, confirm }) => {
@@ -280,7 +277,26 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
     Ok(())
 }
 
+fn stale_notice(lang: Lang) -> String {
+    match lang {
+        Lang::Zh => "这个按钮已失效,请重新发送命令。".into(),
+        Lang::En => "This button has expired; please send the command again.".into(),
+    }
+}
+
+/// Strip our HTML (bold tags and the four escapes) to the text Telegram shows.
+fn visible(html: &str) -> String {
+    html.replace("<b>", "")
+        .replace("</b>", "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
 /// Replace the text of the message a button belongs to, or send a new one.
+/// A second tap on the same button changes nothing: no edit is sent then
+/// (Telegram refuses edits that change nothing).
 async fn show(
     bot: &Bot,
     app: &App,
@@ -289,6 +305,20 @@ async fn show(
     html: String,
     kb: Option<InlineKeyboardMarkup>,
 ) {
+    if let Some(m) = message {
+        let same_as_before =
+            m.text() == Some(visible(&html).trim()) && m.reply_markup() == kb.as_ref();
+        let content = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            html.hash(&mut h);
+            serde_json::to_string(&kb).unwrap_or_default().hash(&mut h);
+            h.finish()
+        };
+        if same_as_before || !app.note_shown(m.chat.id.0, m.id.0, content) {
+            return;
+        }
+    }
     if let Some(m) = message
         && html.encode_utf16().count() <= super::send::MAX_MESSAGE_UNITS
     {
@@ -305,7 +335,10 @@ async fn show(
         match result {
             Ok(_) => return,
             Err(SendFailure::Failed(e)) if e.contains("not modified") => return,
-            Err(e) => log_send_failure(chat, &e),
+            Err(e) => {
+                app.forget_shown(m.chat.id.0, m.id.0);
+                log_send_failure(chat, &e)
+            }
         }
         return;
     }

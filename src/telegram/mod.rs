@@ -33,6 +33,9 @@ pub struct App {
     pub flood: FloodGuard,
     pub conversations: Conversations,
     pub retry: RetryPolicy,
+    /// What each message a button edits shows now, so a double tap does not
+    /// send an edit that changes nothing (Telegram refuses those).
+    shown: std::sync::Mutex<std::collections::HashMap<(i64, i32), u64>>,
 }
 
 impl App {
@@ -50,7 +53,25 @@ impl App {
             },
             store,
             settings,
+            shown: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Record that a message now shows `content`; false if it already did.
+    pub fn note_shown(&self, chat: i64, message: i32, content: u64) -> bool {
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        if shown.len() > 10_000 {
+            shown.clear();
+        }
+        shown.insert((chat, message), content) != Some(content)
+    }
+
+    /// Forget what a message shows (its edit failed).
+    pub fn forget_shown(&self, chat: i64, message: i32) {
+        self.shown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(chat, message));
     }
 
     /// The current engine (replaced as a whole when reports are reloaded).
