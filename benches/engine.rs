@@ -49,6 +49,65 @@ fn latency_report(engine: &Engine, qs: &[String]) {
     );
 }
 
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Conversation context: the time it adds per answer, and memory per chat.
+fn context_report(engine: &Engine, qs: &[String]) {
+    use reportbot::telegram::{ConversationKey, Conversations};
+    let rounds = 20;
+    let mut plain = Vec::new();
+    let mut with_ctx = Vec::new();
+    let mut ctx = reportbot::Context::default();
+    for _ in 0..rounds {
+        for q in qs {
+            let t = Instant::now();
+            black_box(engine.ask(black_box(q)));
+            plain.push(t.elapsed());
+            let t = Instant::now();
+            black_box(engine.converse(&mut ctx, black_box(q)));
+            with_ctx.push(t.elapsed());
+        }
+    }
+    plain.sort_unstable();
+    with_ctx.sort_unstable();
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>().as_secs_f64() / v.len() as f64 * 1e6;
+    println!(
+        "context: mean {:.2} µs per answer with a running conversation vs {:.2} µs without (added {:+.2} µs; p50 {:.1} vs {:.1} µs)",
+        mean(&with_ctx),
+        mean(&plain),
+        mean(&with_ctx) - mean(&plain),
+        percentile(&with_ctx, 0.5).as_secs_f64() * 1e6,
+        percentile(&plain, 0.5).as_secs_f64() * 1e6,
+    );
+    let before = rss_kb();
+    let chats = Conversations::new(200_000, Duration::from_secs(600));
+    let now = Instant::now();
+    let n = 100_000i64;
+    for i in 0..n {
+        let key = ConversationKey { chat: i, user: 0 };
+        let mut c = chats.take(key);
+        let _ = engine.answer(&mut c, &qs[i as usize % qs.len()], None, now);
+        chats.put(key, c, now);
+    }
+    let after = rss_kb();
+    println!(
+        "contexts: {} active chats kept, {:.1} MiB more resident, {:.0} bytes per chat",
+        chats.len(),
+        (after - before) as f64 / 1024.0,
+        (after - before) as f64 * 1024.0 / chats.len().max(1) as f64
+    );
+}
+
 fn main() {
     let t = Instant::now();
     let engine = Engine::builtin().expect("built-in data loads");
@@ -58,6 +117,7 @@ fn main() {
     );
     let qs = questions();
     latency_report(&engine, &qs);
+    context_report(&engine, &qs);
 
     let mut c = Criterion::default()
         .configure_from_args()

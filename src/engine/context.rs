@@ -47,13 +47,14 @@ pub struct Turn {
 /// Per-conversation state. Small and `Clone`; `Default` is a fresh chat.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
-    pub(crate) last: Option<Turn>,
+    // Boxed: a map of 100,000 contexts then holds pointers, not whole turns.
+    pub(crate) last: Option<Box<Turn>>,
 }
 
 impl Context {
     /// The last turn if it is still fresh at `now`.
     pub fn current(&self, now: Instant, limits: ContextLimits) -> Option<&Turn> {
-        self.last.as_ref().filter(|t| {
+        self.last.as_deref().filter(|t| {
             now.saturating_duration_since(t.at) <= limits.ttl && t.followups < limits.max_turns
         })
     }

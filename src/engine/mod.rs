@@ -224,8 +224,14 @@ impl Engine {
         let (reply, intent, turn) = self.decide(message, &parsed, previous.as_ref(), now);
         // An off-topic message or an unknown name leaves the context as it
         // was: "二等奖呢" after a detour still means the last prize.
-        if let Some(t) = turn {
-            ctx.last = Some(t);
+        if let Some(mut t) = turn {
+            // Contexts live long and there may be 100,000 of them: keep them tight.
+            t.shown.truncate(16);
+            t.entities.shrink_to_fit();
+            t.shown.shrink_to_fit();
+            t.alternatives.shrink_to_fit();
+            t.keywords.shrink_to_fit();
+            ctx.last = Some(Box::new(t));
         }
         Answer {
             reply,
@@ -243,7 +249,7 @@ impl Engine {
         now: Instant,
     ) -> Answer {
         let (reply, intent, turn) = self.won(&[id], None, None, now, 0);
-        ctx.last = turn;
+        ctx.last = turn.map(Box::new);
         Answer {
             reply,
             intent,
