@@ -174,7 +174,7 @@ fn aliases_name_institutions_of_the_award_list() {
         );
         assert!(!inst.aliases.is_empty(), "{} has no alias", inst.name);
     }
-    for (team, _) in &k.team_aliases {
+    for team in k.team_aliases.keys() {
         assert!(
             k.newest().awards.iter().any(|a| &a.winner == team),
             "{team}"
