@@ -503,6 +503,27 @@ impl Engine {
             .filter(|id| self.index.entities[*id].kind == EntityKind::Institution)
             .collect();
 
+        // "姓郭的获奖者有哪些": everyone of that family name.
+        if people_teams.is_empty()
+            && let Some(family) = self.family_name(p)
+        {
+            let people: Vec<EntityId> = (0..self.index.entities.len())
+                .filter(|id| {
+                    let e = &self.index.entities[*id];
+                    e.kind == EntityKind::Person && e.name.starts_with(family)
+                })
+                .collect();
+            if people.is_empty() {
+                return (
+                    Reply::NotFound {
+                        name: format!("姓{family}的获奖者"),
+                    },
+                    Intent::NotFound,
+                    None,
+                );
+            }
+            return self.won(&people, None, None, now, report);
+        }
         if !people_teams.is_empty() {
             let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
             if p.cue(Cue::AllYears) {
@@ -538,10 +559,13 @@ impl Engine {
                 && award_cue
                 && p.unknown_name.is_none());
         if prize_question && institutions.is_empty() && (award_cue || !antifraud) {
-            if let Some((f, groups, _)) = strong_fact
-                && groups >= 2
+            // "个人一等奖获得者被推荐申报什么": about the prize, not who won it.
+            let asks_who = ["谁", "哪", "名单", " who", " which", " list"]
+                .iter()
+                .any(|w| p.text.contains(w));
+            if let Some((f, groups, score)) = strong_fact
+                && ((groups >= 2 && filter.level.is_none()) || (score >= 4 && !asks_who))
                 && !p.cue(Cue::ListAll)
-                && filter.level.is_none()
             {
                 return self.fact(report, f, now);
             }
@@ -576,7 +600,7 @@ impl Engine {
         let topic_score = topic.as_ref().map_or(0, |(_, s)| *s);
         let topic = topic.map(|(t, _)| t);
         if let Some((c, case_score)) = case
-            && (p.cue(Cue::Case) || topic.is_none() || case_score > topic_score)
+            && (p.cue(Cue::Case) || topic.is_none() || self.case_specific(p, report, c) > 0)
             && strong_fact.is_none_or(|(_, g, s)| g < 2 && s <= case_score)
         {
             let turn = Turn {
@@ -630,6 +654,19 @@ impl Engine {
             return (Reply::Welcome, Intent::Start, None);
         }
         (Reply::Fallback, Intent::Fallback, None)
+    }
+
+    /// The family name in "姓郭的…" / "姓郭", if it is one.
+    fn family_name(&self, p: &Parsed) -> Option<char> {
+        let at = p.text.find('姓')?;
+        let c = p.text[at + '姓'.len_utf8()..].chars().next()?;
+        let known = self
+            .knowledge
+            .lexicon
+            .surnames
+            .iter()
+            .any(|s| s.starts_with(c));
+        known.then_some(c)
     }
 
     /// A message that is just a name: a family name and one or two more
@@ -698,6 +735,18 @@ impl Engine {
             .map(|(i, g, s, _)| (i, g, s))
     }
 
+    /// How much of a case's match is its own details (贵州, 丰门, 刘阿姨) rather
+    /// than words of a scam topic (快递, 冻结), which ask for advice.
+    fn case_specific(&self, p: &Parsed, report: usize, case: usize) -> usize {
+        self.cases[report][case]
+            .groups
+            .iter()
+            .flatten()
+            .filter(|k| !self.topical[**k as usize])
+            .filter_map(|k| p.keyword(*k))
+            .sum()
+    }
+
     fn best_case(&self, p: &Parsed, report: usize) -> Option<(usize, usize)> {
         self.cases[report]
             .iter()
@@ -708,16 +757,16 @@ impl Engine {
 
     /// The scam topic a message is about, with its score.
     pub(super) fn best_topic(&self, p: &Parsed) -> Option<(String, usize)> {
+        // Scored like triggers: the summed length of the matched keywords. The
+        // general topic only wins when no specific one matches.
         self.topics
             .iter()
-            .filter(|(id, _)| id != "general")
             .filter_map(|(id, kws)| {
-                let hits: Vec<usize> = kws.iter().filter_map(|k| p.keyword(*k)).collect();
-                (!hits.is_empty())
-                    .then(|| (id, hits.len(), hits.iter().copied().max().unwrap_or(0)))
+                let score: usize = kws.iter().filter_map(|k| p.keyword(*k)).sum();
+                (score > 0).then(|| (id, id != "general", score))
             })
-            .max_by_key(|(_, n, len)| (*len, *n))
-            .map(|(id, _, len)| (id.clone(), len))
+            .max_by_key(|(_, specific, score)| (*specific, *score))
+            .map(|(id, _, score)| (id.clone(), score))
     }
 
     fn who_won(&self, filter: PrizeFilter, now: Instant, report: usize) -> Decision {

@@ -64,6 +64,8 @@ pub struct Engine {
     topics: Vec<(String, Vec<u32>)>,
     /// Per report, per fact: keywords naming the people its answer mentions.
     fact_people: Vec<Vec<Vec<u32>>>,
+    /// Per keyword: contains a scam-topic keyword (快递 in 快递公司).
+    topical: Vec<bool>,
     limits: ContextLimits,
 }
 
@@ -148,7 +150,21 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let topic_words: Vec<String> = knowledge
+            .reports
+            .iter()
+            .flat_map(|r| &r.antifraud.topics)
+            .flat_map(|t| &t.keywords)
+            .map(|w| normalize::normalize_word(w))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let topical = index
+            .keywords
+            .iter()
+            .map(|k| topic_words.iter().any(|t| k.contains(t.as_str())))
+            .collect();
         Engine {
+            topical,
             knowledge,
             index,
             facts,

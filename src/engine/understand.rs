@@ -128,8 +128,15 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
 
     let mut covered = vec![false; text.len()];
     let mut name_parts = vec![false; text.len()];
+    // Covered by something other than filler words (有, 是, 的 …), which also
+    // occur inside names (张有荣) and must not hide them from sound matching.
+    let mut solid = vec![false; text.len()];
     for h in &kept {
         let senses = index.senses(h);
+        let filler_only = senses.iter().all(|s| matches!(s, Sense::Cue(Cue::Filler)));
+        if !filler_only {
+            solid[h.start..h.end].fill(true);
+        }
         let group_or_kind = senses
             .iter()
             .any(|s| matches!(s, Sense::Group(_) | Sense::Kind(_)))
@@ -200,7 +207,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
 
     // Nothing named exactly: try names that sound like what was typed.
     if p.mentions.is_empty() && p.has_cjk {
-        let fuzzy = index.fuzzy(&text, &|s, e| (s..e).all(|b| !covered[b] || name_parts[b]));
+        let fuzzy = index.fuzzy(&text, &|s, e| (s..e).all(|b| !solid[b] || name_parts[b]));
         if let Some(best) = fuzzy.first() {
             let mut ids: Vec<EntityId> = Vec::new();
             for f in fuzzy.iter().filter(|f| {
