@@ -265,6 +265,23 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 }
             }
         }
+        Reply::Ranking { report, rows } => {
+            let r = &k.reports[*report];
+            if let Some(label) = contest_label(engine, r, lang) {
+                doc.line(label);
+            }
+            doc.bold(zh_en(
+                lang,
+                "各单位获奖数(多的在前):",
+                "Awards per institution (most first):",
+            ));
+            for (name, n) in rows {
+                doc.line(match lang {
+                    Lang::Zh => format!("· {name}:{n} 项"),
+                    Lang::En => format!("· {name}: {n}"),
+                });
+            }
+        }
         Reply::Reports => {
             doc.bold(zh_en(
                 lang,
@@ -317,6 +334,13 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                     "报道中没有这个奖项。",
                     "The report lists no such prize.",
                 ));
+            }
+            let total: usize = sections.iter().map(|s| s.awards.len()).sum();
+            if total > 1 {
+                doc.line(match lang {
+                    Lang::Zh => format!("共 {total} 项获奖。"),
+                    Lang::En => format!("{total} awards in all."),
+                });
             }
             for s in sections {
                 doc.blank();

@@ -480,6 +480,19 @@ impl Engine {
         if p.cue(Cue::Reports) && p.mentions.is_empty() {
             return (Reply::Reports, Intent::Reports, None);
         }
+        // "哪个单位获奖最多": count per institution.
+        if p.cue(Cue::Ranking) && p.mentions.is_empty() && p.unknown_name.is_none() {
+            let r = &self.knowledge.reports[report];
+            let mut rows: Vec<(String, usize)> = Vec::new();
+            for a in &r.awards {
+                match rows.iter_mut().find(|(name, _)| *name == a.institution) {
+                    Some((_, n)) => *n += 1,
+                    None => rows.push((a.institution.clone(), 1)),
+                }
+            }
+            rows.sort_by(|a, b| b.1.cmp(&a.1));
+            return (Reply::Ranking { report, rows }, Intent::Awards, None);
+        }
         if p.cue(Cue::Subscribe) {
             return (Reply::Subscribe, Intent::Subscribe, None);
         }
@@ -549,6 +562,20 @@ impl Engine {
                 },
                 Intent::Ambiguous,
                 Some(turn),
+            );
+        }
+        // "李娜是不是拿了二等奖", "宁波银行获奖情况": a name we do not know, asked
+        // about with prize words, is not in the report; listing the real
+        // winners would suggest otherwise.
+        if p.mentions.is_empty()
+            && let Some(name) = &p.unknown_name
+            && (award_cue || p.cue(Cue::Identity))
+            && self.is_name_like(name)
+        {
+            return (
+                Reply::NotFound { name: name.clone() },
+                Intent::NotFound,
+                None,
             );
         }
         // "世界杯冠军是哪个国家": prize words amid much unexplained text are not
@@ -672,14 +699,19 @@ impl Engine {
     /// A message that is just a name: a family name and one or two more
     /// characters, or a word ending like a team or institution.
     fn looks_like_name(&self, p: &Parsed, name: &str) -> bool {
-        let explained_rest = p.unexplained <= name.chars().count();
+        p.unexplained <= name.chars().count() && self.is_name_like(name)
+    }
+
+    /// A family name and one or two more characters, or a word ending like
+    /// a team or an institution (宁波银行, 飞虎队).
+    fn is_name_like(&self, name: &str) -> bool {
         let chars: Vec<char> = name.chars().collect();
         let lx = &self.knowledge.lexicon;
         let person = (2..=3).contains(&chars.len())
             && chars.iter().all(|c| super::normalize::is_cjk(*c))
             && lx.surnames.iter().any(|s| name.starts_with(s.as_str()));
         let org = chars.len() >= 3 && lx.name_endings.iter().any(|e| name.ends_with(e.as_str()));
-        explained_rest && (person || org)
+        person || org
     }
 
     fn turn(&self, intent: Intent, report: usize, filter: PrizeFilter, now: Instant) -> Turn {

@@ -47,10 +47,11 @@ pub enum Cue {
     Followup,
     AllYears,
     Reports,
+    Ranking,
 }
 
 impl Cue {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
 }
 
 /// One meaning a matched word carries.
@@ -314,6 +315,7 @@ impl Index {
             (Cue::Followup, &c.followup),
             (Cue::AllYears, &c.all_years),
             (Cue::Reports, &c.reports),
+            (Cue::Ranking, &c.ranking),
         ] {
             for w in words {
                 b.add(w, Sense::Cue(cue));

@@ -97,6 +97,11 @@ pub enum Reply {
     /// The user wants announcements (the transport makes it durable).
     Subscribe,
     Unsubscribe,
+    /// Institutions by number of awards, most first.
+    Ranking {
+        report: usize,
+        rows: Vec<(String, usize)>,
+    },
     /// Winners of the prizes a filter selects.
     Winners {
         report: usize,

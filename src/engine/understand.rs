@@ -205,6 +205,30 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         });
     }
 
+    // A short alias glued to unexplained characters is part of another
+    // name: 泰康 + 人寿 is not one of our 人寿s, 平安 + 银行 is not 平安人寿 or
+    // 平安财险, and 平安 + 风空专家队 is a typo for one of the teams.
+    let mut dropped: Vec<(usize, usize)> = Vec::new();
+    p.mentions.retain(|m| {
+        let short = !m.corrected && m.typed.chars().count() <= 2 && m.ids.len() > 1;
+        let end = m.start + m.typed.len();
+        let before = text[..m.start].chars().next_back();
+        let after = text[end..].chars().next();
+        let glued_before = before.is_some_and(|c| is_cjk(c) && !covered[m.start - c.len_utf8()]);
+        let glued_after = after.is_some_and(|c| is_cjk(c) && (!covered[end] || name_parts[end]));
+        if short && (glued_before || glued_after) {
+            dropped.push((m.start, end));
+            false
+        } else {
+            true
+        }
+    });
+    // Its characters are unexplained again: part of an unknown name.
+    for (s, e) in dropped {
+        covered[s..e].fill(false);
+        solid[s..e].fill(false);
+    }
+
     // Nothing named exactly: try names that sound like what was typed.
     if p.mentions.is_empty() && p.has_cjk {
         let fuzzy = index.fuzzy(&text, &|s, e| (s..e).all(|b| !solid[b] || name_parts[b]));
@@ -241,23 +265,6 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 });
             }
         }
-    }
-    // A short alias right after unexplained characters is the end of another
-    // name: 泰康 + 人寿 is not one of our 人寿s.
-    let mut dropped: Vec<(usize, usize)> = Vec::new();
-    p.mentions.retain(|m| {
-        let short = !m.corrected && m.typed.chars().count() <= 2 && m.ids.len() > 1;
-        let before = text[..m.start].chars().next_back();
-        let glued = before.is_some_and(|c| is_cjk(c) && !covered[m.start - c.len_utf8()]);
-        if short && glued {
-            dropped.push((m.start, m.start + m.typed.len()));
-            false
-        } else {
-            true
-        }
-    });
-    for (s, e) in dropped {
-        name_parts[s..e].fill(true);
     }
     p.mentions.sort_by_key(|m| m.start);
     p.cjk_outside_mentions = text

@@ -57,4 +57,6 @@ pub struct Cues {
     pub all_years: Vec<String>,
     /// Asks which reports/contests the bot knows.
     pub reports: Vec<String>,
+    /// Asks which institutions won most ("哪个单位获奖最多").
+    pub ranking: Vec<String>,
 }
