@@ -490,7 +490,7 @@ impl Engine {
                     None => rows.push((a.institution.clone(), 1)),
                 }
             }
-            rows.sort_by(|a, b| b.1.cmp(&a.1));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.1));
             return (Reply::Ranking { report, rows }, Intent::Awards, None);
         }
         if p.cue(Cue::Subscribe) {
