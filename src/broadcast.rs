@@ -5,19 +5,29 @@
 //! message, sends it with an [`AnnouncementSender`] (in the product,
 //! [`TelegramSender`]) and records Telegram's answer.
 //!
+//! By default (`max_in_flight = 1`) one send at a time awaits Telegram's
+//! answer: the next message goes out only once the previous answer is
+//! recorded. With `max_in_flight = K > 1` each send (and the recording of
+//! its answer) runs as a task of its own, at most K at once; the slots are
+//! still the pacer's, so the rate, the per-chat gap and a 429's pause are
+//! the same. This is for fast self-hosted Bot API servers, where one round
+//! trip at a time, not the rate, would be the limit (about 280 messages/s on
+//! loopback); at Telegram's 30/s one at a time is plenty.
+//!
 //! # Crash safety
 //!
-//! A delivery is marked `Sent` only after Telegram answered OK, and the
-//! answer is recorded before the next message is sent. So if the process
-//! dies at any moment (kill -9 included):
+//! A delivery is marked `Sent` only after Telegram answered OK, and at most
+//! `max_in_flight` sends are unanswered or unrecorded at any time. So if the
+//! process dies at any moment (kill -9 included):
 //!
 //! - nothing is lost: every delivery not recorded as sent is still `Pending`
 //!   in the database and goes out when the worker starts again;
-//! - at most one message is sent twice: the one in flight when the process
-//!   died (sent by Telegram, not yet recorded).
+//! - at most `max_in_flight` messages (by default one) are sent twice: the
+//!   ones in flight when the process died (sent by Telegram, not yet
+//!   recorded).
 //!
-//! The same holds on a clean shutdown, minus the duplicate: the worker
-//! finishes the send in flight and records it before it returns. (A
+//! The same holds on a clean shutdown, minus the duplicates: the worker
+//! finishes every send in flight and records it before it returns. (A
 //! timed-out request that Telegram did deliver is retried, so a slow
 //! network can also cause a duplicate; this is the price of never losing one.)
 //!
@@ -36,19 +46,21 @@
 //! Run one worker per database: two would send the same rows.
 
 use crate::store::{
-    AnnouncementId, AnnouncementState, Delivery, DeliveryState, Progress, ProgressMessage, Store,
-    StoreError, StoreResult,
+    AnnouncementId, AnnouncementState, Delivery, DeliveryId, DeliveryState, Progress,
+    ProgressMessage, Store, StoreError, StoreResult,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
 use teloxide::types::ParseMode;
 use teloxide::{ApiError, RequestError};
 use tokio::sync::{mpsc, watch};
+use tokio::task::{self, JoinError, JoinSet};
 
 /// Telegram's documented limit for bulk messages.
 /// Upper bound of `rate_per_sec` for any Bot API server. Telegram's own
@@ -59,6 +71,8 @@ pub const MAX_RATE_PER_SEC: f64 = 10_000.0;
 pub const TELEGRAM_RATE_PER_SEC: f64 = 30.0;
 /// The longest backoff after transient errors.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Upper bound of `max_in_flight`.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 // ----- settings ----------------------------------------------------------------
 
@@ -82,6 +96,13 @@ pub struct BroadcastSettings {
     /// send). Editing the admin's message more often than every few seconds
     /// competes with Telegram's per-chat limit.
     pub progress_interval_ms: u64,
+    /// How many sends may be awaiting Telegram's answer at once (1 to 256).
+    /// With 1 (the default) a message is sent only after the previous answer
+    /// was recorded, so a kill -9 sends at most the one message in flight
+    /// twice; with K, at most K. More than 1 only helps where the round trip,
+    /// not the rate, is the limit: a self-hosted Bot API server at hundreds
+    /// of messages a second.
+    pub max_in_flight: usize,
 }
 
 impl Default for BroadcastSettings {
@@ -94,6 +115,7 @@ impl Default for BroadcastSettings {
             poll_interval_ms: 1000,
             batch: 500,
             progress_interval_ms: 3000,
+            max_in_flight: 1,
         }
     }
 }
@@ -139,6 +161,12 @@ impl BroadcastSettings {
         }
         if self.progress_interval_ms > 3_600_000 {
             return Err(bad("progress_interval_ms", "at most 3600000"));
+        }
+        if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
+            return Err(bad(
+                "max_in_flight",
+                format!("must be 1 to {MAX_IN_FLIGHT}"),
+            ));
         }
         Ok(())
     }
@@ -504,11 +532,8 @@ pub struct Broadcaster {
     settings: BroadcastSettings,
     pacer: Arc<Pacer>,
     events: Option<mpsc::UnboundedSender<BroadcastEvent>>,
-}
-
-enum Flow {
-    Continue,
-    Stop,
+    /// Transient errors in a row, over every send (shared by the sends in flight).
+    consecutive_transient: AtomicU32,
 }
 
 enum Text {
@@ -517,6 +542,56 @@ enum Text {
     Unavailable,
 }
 
+/// How one send (with its 429 and migration retries) ended.
+enum Outcome {
+    /// Telegram's answer is recorded (or recording it was given up, logged).
+    Recorded,
+    /// Telegram refused the text itself. Nothing is recorded yet: the
+    /// worker's loop fails the delivery and cancels the announcement.
+    Refused(String),
+    /// Shutdown came during a wait to retry; the delivery stays pending.
+    Abandoned,
+}
+
+/// What a send task hands back.
+struct Ended {
+    delivery: Delivery,
+    outcome: Outcome,
+}
+
+/// The sends awaiting Telegram's answer or the recording of it.
+struct InFlight {
+    tasks: JoinSet<Ended>,
+    by_task: HashMap<task::Id, DeliveryId>,
+    /// Still `Pending` in the database: never handed out a second time.
+    deliveries: HashSet<DeliveryId>,
+    /// Sends whose task panicked, perhaps after Telegram took the message:
+    /// not handed out again until the worker restarts (as after a crash).
+    stuck: HashSet<DeliveryId>,
+}
+
+impl InFlight {
+    fn new() -> InFlight {
+        InFlight {
+            tasks: JoinSet::new(),
+            by_task: HashMap::new(),
+            deliveries: HashSet::new(),
+            stuck: HashSet::new(),
+        }
+    }
+
+    /// Rows in the outbox that must not be handed out now.
+    fn held(&self) -> usize {
+        self.deliveries.len() + self.stuck.len()
+    }
+
+    fn holds(&self, id: DeliveryId) -> bool {
+        self.deliveries.contains(&id) || self.stuck.contains(&id)
+    }
+}
+
+type Joined = Result<(task::Id, Ended), JoinError>;
+
 #[derive(Default)]
 struct RunState {
     /// Texts of announcements being sent.
@@ -524,7 +599,9 @@ struct RunState {
     last_report: HashMap<AnnouncementId, Instant>,
     /// Announcements with sends since their last report.
     dirty: HashSet<AnnouncementId>,
-    consecutive_transient: u32,
+    /// Announcements cancelled because Telegram refused their text (several
+    /// sends in flight may be refused; the announcement is aborted once).
+    aborted: HashSet<AnnouncementId>,
 }
 
 fn stop_requested(shutdown: &watch::Receiver<bool>) -> bool {
@@ -549,6 +626,7 @@ impl Broadcaster {
             sender,
             settings,
             events: None,
+            consecutive_transient: AtomicU32::new(0),
         })
     }
 
@@ -569,23 +647,42 @@ impl Broadcaster {
         rx
     }
 
-    /// Deliver until `shutdown` turns `true` (or its sender is dropped). A
-    /// send in flight is finished and recorded first; a wait for a slot or
-    /// a retry is abandoned at once.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Deliver until `shutdown` turns `true` (or its sender is dropped).
+    /// Every send in flight (up to `max_in_flight`) is finished and recorded
+    /// before this returns; a wait for a slot or a retry is abandoned at once.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         tracing::info!(
             rate_per_sec = self.settings.rate_per_sec,
+            max_in_flight = self.settings.max_in_flight,
             "announcement delivery started"
         );
+        Arc::new(self).work(shutdown).await;
+        tracing::info!("announcement delivery stopped");
+    }
+
+    async fn work(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let max_in_flight = self.settings.max_in_flight.max(1);
         let mut st = RunState::default();
+        let mut flight = InFlight::new();
         'outer: loop {
             if stop_requested(&shutdown) {
                 break;
             }
+            while let Some(joined) = flight.tasks.try_join_next_with_id() {
+                self.settle(&mut st, &mut flight, joined).await;
+            }
             self.finish_completed(&mut st).await;
-            let limit = self.settings.batch;
+            // Rows being sent are still pending: read past them and leave
+            // them out, so that none is handed out twice.
+            let held = flight.held();
+            let limit = self.settings.batch + held;
             let batch = match self.blocking(move |s| s.next_pending(limit)).await {
-                Ok(batch) => batch,
+                Ok(mut batch) => {
+                    if held > 0 {
+                        batch.retain(|d| !flight.holds(d.id));
+                    }
+                    batch
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox; trying again");
                     if self.idle(&mut shutdown).await {
@@ -595,6 +692,12 @@ impl Broadcaster {
                 }
             };
             if batch.is_empty() {
+                // Sends still in flight: their answers may finish an
+                // announcement (or schedule a retry); look again after one.
+                if let Some(joined) = flight.tasks.join_next_with_id().await {
+                    self.settle(&mut st, &mut flight, joined).await;
+                    continue;
+                }
                 st.texts.clear();
                 if self.idle(&mut shutdown).await {
                     break;
@@ -606,9 +709,23 @@ impl Broadcaster {
                 if stop_requested(&shutdown) {
                     break 'outer;
                 }
+                // Room for one more send: with one at a time, the previous
+                // answer is recorded before the next row is even re-read.
+                while flight.tasks.len() >= max_in_flight {
+                    match flight.tasks.join_next_with_id().await {
+                        Some(joined) => self.settle(&mut st, &mut flight, joined).await,
+                        None => break,
+                    }
+                }
+                while let Some(joined) = flight.tasks.try_join_next_with_id() {
+                    self.settle(&mut st, &mut flight, joined).await;
+                }
+                if stop_requested(&shutdown) {
+                    break 'outer;
+                }
                 // Read a while ago: skip it if it was cancelled, or its chat
                 // unsubscribed or got blocked, since.
-                if !self.still_pending(d).await {
+                if flight.holds(d.id) || !self.still_pending(d).await {
                     continue;
                 }
                 let text = match self.text_for(&mut st, d.announcement_id).await {
@@ -625,19 +742,68 @@ impl Broadcaster {
                     Text::Unavailable => continue,
                 };
                 attempted = true;
-                if let Flow::Stop = self.deliver(&mut st, d, &text, &mut shutdown).await {
-                    break 'outer;
+                tokio::select! {
+                    biased;
+                    _ = stopped(&mut shutdown) => break 'outer,
+                    _ = self.pacer.wait(Some(d.chat_id)) => {}
                 }
-                st.dirty.insert(d.announcement_id);
-                self.report_due(&mut st, false).await;
+                // The slot is now: send without waiting for earlier answers.
+                let this = Arc::clone(&self);
+                let rx = shutdown.clone();
+                let handle = flight.tasks.spawn(async move {
+                    let outcome = this.deliver(d, text, rx).await;
+                    Ended {
+                        delivery: d,
+                        outcome,
+                    }
+                });
+                flight.by_task.insert(handle.id(), d.id);
+                flight.deliveries.insert(d.id);
             }
             // Nothing could be sent (database trouble?): do not spin.
             if !attempted && self.idle(&mut shutdown).await {
                 break;
             }
         }
+        // Every send in flight is answered and recorded before returning.
+        while let Some(joined) = flight.tasks.join_next_with_id().await {
+            self.settle(&mut st, &mut flight, joined).await;
+        }
         self.report_due(&mut st, true).await;
-        tracing::info!("announcement delivery stopped");
+    }
+
+    /// A send ended: forget it as in flight, abort its announcement if the
+    /// text was refused, and report progress when due.
+    async fn settle(&self, st: &mut RunState, flight: &mut InFlight, joined: Joined) {
+        let ended = match joined {
+            Ok((task, ended)) => {
+                flight.by_task.remove(&task);
+                flight.deliveries.remove(&ended.delivery.id);
+                ended
+            }
+            Err(e) => {
+                // A send that panicked: its row stays pending, for the next
+                // start of the worker (sending it again now could repeat a
+                // message over and over).
+                match flight.by_task.remove(&e.id()) {
+                    Some(id) => {
+                        flight.deliveries.remove(&id);
+                        flight.stuck.insert(id);
+                        tracing::error!(delivery = %id, error = %e, "a send ended abnormally; left for the next start");
+                    }
+                    None => tracing::error!(error = %e, "a send ended abnormally"),
+                }
+                return;
+            }
+        };
+        let d = ended.delivery;
+        match ended.outcome {
+            Outcome::Recorded => {}
+            Outcome::Abandoned => return,
+            Outcome::Refused(error) => self.abort(st, d, error).await,
+        }
+        st.dirty.insert(d.announcement_id);
+        self.report_due(st, false).await;
     }
 
     async fn idle(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
@@ -725,29 +891,27 @@ impl Broadcaster {
         }
     }
 
+    /// Send one delivery at the slot just granted and record the answer.
+    /// Runs as a task of its own; a 429 or a migration retries here, at a
+    /// new slot.
     async fn deliver(
         &self,
-        st: &mut RunState,
         d: Delivery,
-        text: &str,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Flow {
+        text: Arc<str>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Outcome {
         let mut chat = d.chat_id;
         let mut migrations = 0;
+        let id = d.id;
         loop {
-            tokio::select! {
-                biased;
-                _ = stopped(shutdown) => return Flow::Stop,
-                _ = self.pacer.wait(Some(chat)) => {}
-            }
             // In flight: not abandoned on shutdown, so its outcome is recorded.
-            let outcome = self.sender.send(chat, text).await;
-            let id = d.id;
+            let outcome = self.sender.send(chat, &text).await;
             match outcome {
                 Ok(SentId(message_id)) => {
-                    st.consecutive_transient = 0;
+                    self.consecutive_transient.store(0, Ordering::Relaxed);
                     self.record("sent", move |s| s.mark_sent(id, message_id))
                         .await;
+                    return Outcome::Recorded;
                 }
                 Err(SendError::RetryAfter(wait)) => {
                     tracing::warn!(
@@ -756,7 +920,6 @@ impl Broadcaster {
                         "Telegram asked to slow down (429); pausing all sends"
                     );
                     self.pacer.pause_until(Instant::now() + wait);
-                    continue;
                 }
                 Err(SendError::MigratedTo(to)) if migrations < 3 => {
                     tracing::info!(from = chat, to, "group migrated to a supergroup");
@@ -765,21 +928,27 @@ impl Broadcaster {
                         .await;
                     chat = to;
                     migrations += 1;
-                    continue;
                 }
                 Err(SendError::MigratedTo(to)) => {
                     let error = format!("migrated again (to {to}); giving up");
                     self.record("failed", move |s| s.mark_failed(id, &error))
                         .await;
+                    return Outcome::Recorded;
                 }
                 Err(SendError::Blocked(reason)) => {
-                    st.consecutive_transient = 0;
+                    self.consecutive_transient.store(0, Ordering::Relaxed);
                     tracing::info!(chat, %reason, "chat unreachable; unsubscribed");
                     self.record("blocked", move |s| s.mark_blocked(id, &reason))
                         .await;
+                    return Outcome::Recorded;
                 }
                 Err(SendError::Transient(error)) => {
-                    st.consecutive_transient += 1;
+                    let in_a_row = self
+                        .consecutive_transient
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            Some(n.saturating_add(1))
+                        })
+                        .map_or(u32::MAX, |n| n.saturating_add(1));
                     let attempts = d.attempts + 1;
                     if attempts >= self.settings.max_attempts {
                         tracing::warn!(chat, attempts, %error, "delivery failed; giving up");
@@ -794,34 +963,48 @@ impl Broadcaster {
                     }
                     // Errors in a row usually mean Telegram or the network is
                     // down for everyone: slow everything down, not just this row.
-                    let pause = self.settings.backoff(st.consecutive_transient);
+                    let pause = self.settings.backoff(in_a_row);
                     self.pacer.pause_until(Instant::now() + pause);
+                    return Outcome::Recorded;
                 }
                 Err(SendError::Permanent(error)) => {
-                    st.consecutive_transient = 0;
+                    self.consecutive_transient.store(0, Ordering::Relaxed);
                     tracing::warn!(chat, %error, "delivery refused");
                     self.record("failed", move |s| s.mark_failed(id, &error))
                         .await;
+                    return Outcome::Recorded;
                 }
                 Err(SendError::BadMessage(error)) => {
-                    st.consecutive_transient = 0;
-                    self.abort(st, d, error).await;
+                    self.consecutive_transient.store(0, Ordering::Relaxed);
+                    return Outcome::Refused(error);
                 }
             }
-            return Flow::Continue;
+            // The same delivery again at a new slot (after the pause, if any).
+            tokio::select! {
+                biased;
+                _ = stopped(&mut shutdown) => return Outcome::Abandoned,
+                _ = self.pacer.wait(Some(chat)) => {}
+            }
         }
     }
 
     /// The text is refused by Telegram: cancel the whole announcement.
     async fn abort(&self, st: &mut RunState, d: Delivery, error: String) {
         let (id, announcement) = (d.id, d.announcement_id);
-        tracing::error!(%announcement, %error, "Telegram refuses the announcement text; cancelling it");
+        let first = st.aborted.insert(announcement);
+        if first {
+            tracing::error!(%announcement, %error, "Telegram refuses the announcement text; cancelling it");
+        }
         let message = error.clone();
         self.record("failed", move |s| s.mark_failed(id, &message))
             .await;
+        // Again for another send refused while in flight: cancelling twice is fine.
         self.record("cancelled", move |s| s.cancel(announcement))
             .await;
         st.texts.remove(&announcement);
+        if !first {
+            return;
+        }
         st.dirty.remove(&announcement);
         st.last_report.remove(&announcement);
         if let Some(report) = self.report(announcement).await {
@@ -918,6 +1101,7 @@ mod tests {
         ChatKind, Language, NewAnnouncement, NewSubscriber, Origin, SqliteStore, SubscriberStatus,
     };
     use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
     use teloxide::types::Seconds;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -1149,6 +1333,13 @@ mod tests {
         calls: Mutex<Vec<(i64, Instant)>>,
         delay: Duration,
         next_id: Mutex<i32>,
+        /// When each answer was given.
+        answers: Mutex<Vec<(i64, Instant)>>,
+        /// Sends awaiting their answer now, and at most so far.
+        active: AtomicUsize,
+        peak: AtomicUsize,
+        /// Chats whose send panics (a bug in a sender).
+        panics: Mutex<HashSet<i64>>,
     }
 
     impl Scripted {
@@ -1164,6 +1355,26 @@ mod tests {
         fn calls(&self) -> Vec<(i64, Instant)> {
             lock(&self.calls).clone()
         }
+        fn answers(&self) -> Vec<(i64, Instant)> {
+            lock(&self.answers).clone()
+        }
+        fn peak(&self) -> usize {
+            self.peak.load(AtomicOrdering::SeqCst)
+        }
+        fn answer(&self, chat_id: i64) -> Result<SentId, SendError> {
+            if let Some(e) = lock(&self.always).get(&chat_id) {
+                return Err(e.clone());
+            }
+            if let Some(answer) = lock(&self.script)
+                .get_mut(&chat_id)
+                .and_then(VecDeque::pop_front)
+            {
+                return answer;
+            }
+            let mut id = lock(&self.next_id);
+            *id += 1;
+            Ok(SentId(*id))
+        }
     }
 
     fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1174,21 +1385,18 @@ mod tests {
         fn send<'a>(&'a self, chat_id: i64, _text: &'a str) -> SendFuture<'a> {
             Box::pin(async move {
                 lock(&self.calls).push((chat_id, Instant::now()));
+                let now = self.active.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+                self.peak.fetch_max(now, AtomicOrdering::SeqCst);
                 if !self.delay.is_zero() {
                     tokio::time::sleep(self.delay).await;
                 }
-                if let Some(e) = lock(&self.always).get(&chat_id) {
-                    return Err(e.clone());
+                let answer = self.answer(chat_id);
+                self.active.fetch_sub(1, AtomicOrdering::SeqCst);
+                if lock(&self.panics).contains(&chat_id) {
+                    panic!("test: the sender panics for chat {chat_id}");
                 }
-                if let Some(answer) = lock(&self.script)
-                    .get_mut(&chat_id)
-                    .and_then(VecDeque::pop_front)
-                {
-                    return answer;
-                }
-                let mut id = lock(&self.next_id);
-                *id += 1;
-                Ok(SentId(*id))
+                lock(&self.answers).push((chat_id, Instant::now()));
+                answer
             })
         }
     }
@@ -1202,6 +1410,7 @@ mod tests {
             poll_interval_ms: 10,
             batch: 4,
             progress_interval_ms: 0,
+            max_in_flight: 1,
         }
     }
 
@@ -1512,6 +1721,337 @@ mod tests {
         assert!(
             matches!(events.last(), Some(BroadcastEvent::Finished(r)) if r.progress.total == 0)
         );
+        Ok(())
+    }
+
+    // ----- several sends in flight (max_in_flight > 1) ------------------------------
+
+    #[test]
+    fn max_in_flight_defaults_to_one_and_is_bounded() {
+        let s = BroadcastSettings::default();
+        assert_eq!(s.max_in_flight, 1);
+        for bad in [0, MAX_IN_FLIGHT + 1] {
+            let err = BroadcastSettings {
+                max_in_flight: bad,
+                ..s.clone()
+            }
+            .validate()
+            .err();
+            assert_eq!(err.map(|e| e.field), Some("max_in_flight"), "{bad}");
+        }
+        let most = BroadcastSettings {
+            max_in_flight: MAX_IN_FLIGHT,
+            ..s.clone()
+        };
+        assert_eq!(most.validate(), Ok(()));
+        let parsed: BroadcastSettings =
+            serde_json::from_str(r#"{"max_in_flight": 8}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.max_in_flight, 8);
+        let omitted: BroadcastSettings =
+            serde_json::from_str("{}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(omitted.max_in_flight, 1);
+    }
+
+    fn in_flight(k: usize) -> BroadcastSettings {
+        BroadcastSettings {
+            max_in_flight: k,
+            ..fast()
+        }
+    }
+
+    async fn stop_and_join(
+        run: Running,
+    ) -> Result<mpsc::UnboundedReceiver<BroadcastEvent>, String> {
+        let Running { stop, task, events } = run;
+        let _ = stop.send(true);
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(())) => Ok(events),
+            Ok(Err(e)) => Err(format!("worker panicked: {e}")),
+            Err(_) => Err("worker did not stop".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn in_flight_sends_deliver_everything_exactly_once() -> TestResult {
+        let chats: Vec<i64> = (1..=30).collect();
+        let store = store_with(&chats)?;
+        let first = announce(&store, "one")?;
+        let second = announce(&store, "two")?;
+        let sender = Arc::new(Scripted {
+            delay: 40 * MS,
+            ..Scripted::default()
+        });
+        // Batches smaller than the sends in flight: every batch read meets
+        // rows still being sent, which must not be handed out again.
+        let settings = BroadcastSettings {
+            rate_per_sec: 400.0,
+            ..in_flight(8)
+        };
+        let mut run = start(store.clone(), sender.clone(), settings)?;
+        run.until_finished(first).await;
+        run.until_finished(second).await;
+        stop_and_join(run).await?;
+
+        for id in [first, second] {
+            let p = store.progress(id)?;
+            assert_eq!(
+                (p.total, p.sent, p.pending, p.failed),
+                (30, 30, 0, 0),
+                "{id}"
+            );
+        }
+        let calls = sender.calls();
+        assert_eq!(calls.len(), 60, "one send per delivery");
+        let mut per_chat: HashMap<i64, usize> = HashMap::new();
+        for (chat, _) in &calls {
+            *per_chat.entry(*chat).or_default() += 1;
+        }
+        assert!(per_chat.values().all(|&n| n == 2), "{per_chat:?}");
+        let peak = sender.peak();
+        assert!((2..=8).contains(&peak), "{peak} sends at once");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn in_flight_sends_keep_the_pacing() -> TestResult {
+        let store = store_with(&[1, 2, 3, 4, 5, 6])?;
+        let first = announce(&store, "one")?;
+        let second = announce(&store, "two")?;
+        let sender = Arc::new(Scripted {
+            delay: 200 * MS,
+            ..Scripted::default()
+        });
+        let settings = BroadcastSettings {
+            per_chat_interval_ms: 400,
+            ..in_flight(8)
+        };
+        let mut run = start(store.clone(), sender.clone(), settings)?;
+        run.until_finished(first).await;
+        run.until_finished(second).await;
+        stop_and_join(run).await?;
+
+        let calls = sender.calls();
+        assert_eq!(calls.len(), 12);
+        for w in calls.windows(2) {
+            let gap = w[1].1.duration_since(w[0].1);
+            assert!(gap >= 33 * MS, "sends {gap:?} apart");
+        }
+        for chat in 1..=6 {
+            let to: Vec<Instant> = calls.iter().filter(|c| c.0 == chat).map(|c| c.1).collect();
+            assert_eq!(to.len(), 2);
+            // The pacer keeps 400 ms between the two slots; the first send
+            // may start up to a timer tick (1 ms) after its slot.
+            let gap = to[1].duration_since(to[0]);
+            assert!(gap >= 395 * MS, "chat {chat}: {gap:?} apart");
+        }
+        // Not one at a time: a send takes 200 ms, the slots are 33 ms apart.
+        assert!(sender.peak() >= 2, "peak {}", sender.peak());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn retry_after_pauses_every_send_in_flight_too() -> TestResult {
+        let chats: Vec<i64> = (1..=8).collect();
+        let store = store_with(&chats)?;
+        let id = announce(&store, "hi")?;
+        let sender = Arc::new(Scripted {
+            delay: 50 * MS,
+            ..Scripted::default()
+        });
+        sender.then(2, Err(SendError::RetryAfter(300 * MS)));
+        let mut run = start(store.clone(), sender.clone(), in_flight(4))?;
+        run.until_finished(id).await;
+        stop_and_join(run).await?;
+
+        // Slots at 0, 33, 67 ms, …; chat 2's 429 comes at about 83 ms,
+        // while chat 3 is in flight: nothing starts for the next 300 ms.
+        let answered = sender
+            .answers()
+            .iter()
+            .find(|a| a.0 == 2)
+            .map(|a| a.1)
+            .ok_or("no answer to chat 2")?;
+        let calls = sender.calls();
+        for (chat, at) in &calls {
+            assert!(
+                *at < answered || *at >= answered + 300 * MS,
+                "chat {chat} sent {:?} after the 429",
+                at.duration_since(answered)
+            );
+        }
+        assert!(calls.iter().any(|c| c.1 >= answered + 300 * MS));
+        assert_eq!(calls.iter().filter(|c| c.0 == 2).count(), 2);
+        assert!(sender.peak() >= 2, "peak {}", sender.peak());
+        let p = store.progress(id)?;
+        assert_eq!((p.sent, p.failed, p.pending), (8, 0, 0));
+        for n in 1..=8 {
+            let d = store
+                .delivery(crate::store::DeliveryId(n))?
+                .ok_or("missing")?;
+            assert_eq!(d.attempts, 0, "a 429 is not an attempt ({d:?})");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn in_flight_transient_error_waits_for_its_backoff() -> TestResult {
+        let chats: Vec<i64> = (1..=12).collect();
+        let store = store_with(&chats)?;
+        let id = announce(&store, "hi")?;
+        let sender = Arc::new(Scripted {
+            delay: 30 * MS,
+            ..Scripted::default()
+        });
+        sender.then(2, Err(SendError::Transient("Bad Gateway".into())));
+        let settings = BroadcastSettings {
+            rate_per_sec: 100.0,
+            backoff_base_ms: 150,
+            ..in_flight(4)
+        };
+        let mut run = start(store.clone(), sender.clone(), settings)?;
+        run.until_finished(id).await;
+        stop_and_join(run).await?;
+
+        let to_2: Vec<Instant> = sender
+            .calls()
+            .iter()
+            .filter(|c| c.0 == 2)
+            .map(|c| c.1)
+            .collect();
+        assert_eq!(to_2.len(), 2, "one retry, then sent");
+        let failed_at = sender
+            .answers()
+            .iter()
+            .find(|a| a.0 == 2)
+            .map(|a| a.1)
+            .ok_or("no answer to chat 2")?;
+        let waited = to_2[1].duration_since(failed_at);
+        assert!(waited >= 145 * MS, "retried {waited:?} after the error");
+        let p = store.progress(id)?;
+        assert_eq!((p.sent, p.failed, p.pending), (12, 0, 0));
+        assert_eq!(sender.calls().len(), 13);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn shutdown_records_every_send_in_flight() -> TestResult {
+        let chats: Vec<i64> = (1..=30).collect();
+        let store = store_with(&chats)?;
+        let id = announce(&store, "hi")?;
+        let sender = Arc::new(Scripted {
+            delay: 300 * MS,
+            ..Scripted::default()
+        });
+        let settings = BroadcastSettings {
+            rate_per_sec: 100.0,
+            ..in_flight(4)
+        };
+        let run = start(store.clone(), sender.clone(), settings)?;
+        // Stop while four sends are in flight.
+        while sender.calls().len() < 4 {
+            tokio::time::sleep(MS).await;
+        }
+        assert_eq!(sender.peak(), 4);
+        let stopped_at = Instant::now();
+        stop_and_join(run).await?;
+        assert!(
+            stopped_at.elapsed() >= 200 * MS,
+            "returned before the answers"
+        );
+
+        let calls = sender.calls();
+        assert_eq!(calls.len(), 4, "no send started after the stop");
+        let p = store.progress(id)?;
+        assert_eq!(p.sent, 4, "every send in flight was recorded");
+        assert_eq!(p.pending, 26);
+        assert_eq!(
+            store.announcement(id)?.ok_or("missing")?.state,
+            AnnouncementState::Queued
+        );
+
+        // A new worker sends the rest, and nothing twice.
+        let sender2 = Arc::new(Scripted::default());
+        let mut run2 = start(store.clone(), sender2.clone(), in_flight(4))?;
+        run2.until_finished(id).await;
+        stop_and_join(run2).await?;
+        let mut all: Vec<i64> = calls
+            .iter()
+            .chain(sender2.calls().iter())
+            .map(|c| c.0)
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, chats);
+        assert_eq!(store.progress(id)?.sent, 30);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refused_text_with_sends_in_flight_aborts_once() -> TestResult {
+        let chats: Vec<i64> = (1..=10).collect();
+        let store = store_with(&chats)?;
+        let id = announce(&store, "<x>")?;
+        let sender = Arc::new(Scripted {
+            delay: 50 * MS,
+            ..Scripted::default()
+        });
+        for &chat in &chats {
+            sender.always(chat, SendError::BadMessage("can't parse entities".into()));
+        }
+        let settings = BroadcastSettings {
+            rate_per_sec: 100.0,
+            ..in_flight(4)
+        };
+        let run = start(store.clone(), sender.clone(), settings)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.announcement(id)?.ok_or("missing")?.state != AnnouncementState::Cancelled {
+            assert!(Instant::now() < deadline, "not cancelled");
+            tokio::time::sleep(5 * MS).await;
+        }
+        // Let the other refused sends in flight come back.
+        tokio::time::sleep(200 * MS).await;
+        let mut events = stop_and_join(run).await?;
+        let mut aborted = 0;
+        while let Ok(event) = events.try_recv() {
+            if let BroadcastEvent::Aborted { report, .. } = event {
+                assert_eq!(report.announcement, id);
+                assert_eq!(report.state, AnnouncementState::Cancelled);
+                aborted += 1;
+            }
+        }
+        assert_eq!(aborted, 1, "one Aborted event");
+        let calls = sender.calls().len();
+        assert!((1..=4).contains(&calls), "{calls} sends");
+        let p = store.progress(id)?;
+        assert_eq!(p.sent, 0);
+        assert!(p.failed >= 1);
+        assert_eq!(p.failed + p.cancelled, 10);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_send_that_panics_is_left_for_the_next_start() -> TestResult {
+        let store = store_with(&[1, 2, 3, 4, 5])?;
+        let id = announce(&store, "hi")?;
+        let sender = Arc::new(Scripted::default());
+        lock(&sender.panics).insert(3);
+        let run = start(store.clone(), sender.clone(), in_flight(2))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.progress(id)?.sent < 4 {
+            assert!(Instant::now() < deadline, "the others were not sent");
+            tokio::time::sleep(5 * MS).await;
+        }
+        // Not sent again by this worker, which keeps running.
+        tokio::time::sleep(100 * MS).await;
+        stop_and_join(run).await?;
+        assert_eq!(sender.calls().iter().filter(|c| c.0 == 3).count(), 1);
+        assert_eq!(store.progress(id)?.pending, 1);
+
+        let sender2 = Arc::new(Scripted::default());
+        let mut run2 = start(store.clone(), sender2.clone(), in_flight(2))?;
+        run2.until_finished(id).await;
+        stop_and_join(run2).await?;
+        let again: Vec<i64> = sender2.calls().iter().map(|c| c.0).collect();
+        assert_eq!(again, vec![3]);
         Ok(())
     }
 }
