@@ -570,7 +570,8 @@ impl Engine {
         if p.mentions.is_empty()
             && let Some(name) = &p.unknown_name
             && (award_cue || p.cue(Cue::Identity))
-            && self.is_name_like(name)
+            && strong_fact.is_none()
+            && self.is_asked_name(name)
         {
             return (
                 Reply::NotFound { name: name.clone() },
@@ -591,6 +592,7 @@ impl Engine {
                 .iter()
                 .any(|w| p.text.contains(w));
             if let Some((f, groups, score)) = strong_fact
+                && filter.group.is_none()
                 && ((groups >= 2 && filter.level.is_none()) || (score >= 4 && !asks_who))
                 && !p.cue(Cue::ListAll)
             {
@@ -641,6 +643,7 @@ impl Engine {
             && (award_cue || p.cue(Cue::Identity))
             && fact.is_none_or(|(_, g, s)| g < 2 && s < 4)
             && topic.is_none()
+            && self.is_asked_name(name)
         {
             return (
                 Reply::NotFound { name: name.clone() },
@@ -669,7 +672,8 @@ impl Engine {
             return (Reply::About, Intent::About, None);
         }
         if let Some(name) = &p.unknown_name
-            && (award_cue || p.cue(Cue::Identity) || self.looks_like_name(p, name))
+            && ((award_cue || p.cue(Cue::Identity)) && self.is_asked_name(name)
+                || self.looks_like_name(p, name))
         {
             return (
                 Reply::NotFound { name: name.clone() },
@@ -710,8 +714,25 @@ impl Engine {
         let person = (2..=3).contains(&chars.len())
             && chars.iter().all(|c| super::normalize::is_cjk(*c))
             && lx.surnames.iter().any(|s| name.starts_with(s.as_str()));
-        let org = chars.len() >= 3 && lx.name_endings.iter().any(|e| name.ends_with(e.as_str()));
+        // An ending after at least two characters of name (宁波+银行, 飞虎+队),
+        // not after a measure word (个+团队).
+        let org = lx.name_endings.iter().any(|e| {
+            name.strip_suffix(e.as_str()).is_some_and(|stem| {
+                stem.chars().count() >= 2
+                    && !["个", "支", "家", "位", "名"]
+                        .iter()
+                        .any(|m| stem.ends_with(m))
+            })
+        });
         person || org
+    }
+
+    /// In an English question about prizes, the Latin words left over are the
+    /// name asked about ("What did Zhang Wei win?").
+    fn is_asked_name(&self, name: &str) -> bool {
+        let latin =
+            name.is_ascii() && name.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 3;
+        latin || self.is_name_like(name)
     }
 
     fn turn(&self, intent: Intent, report: usize, filter: PrizeFilter, now: Instant) -> Turn {
