@@ -897,19 +897,31 @@ impl Engine {
             }
             wins.extend(found);
         }
-        let turn = Turn {
-            entities: ids.to_vec(),
-            ..self.turn(Intent::WhatWon, report, PrizeFilter::default(), now)
-        };
-        (
+        self.won_decision(
+            ids,
             Reply::Won {
                 wins,
                 corrected,
                 nothing,
             },
-            Intent::WhatWon,
-            Some(turn),
+            now,
+            report,
         )
+    }
+
+    /// A `Won` reply with the turn that remembers who it was about.
+    fn won_decision(
+        &self,
+        ids: &[EntityId],
+        reply: Reply,
+        now: Instant,
+        report: usize,
+    ) -> Decision {
+        let turn = Turn {
+            entities: ids.to_vec(),
+            ..self.turn(Intent::WhatWon, report, PrizeFilter::default(), now)
+        };
+        (reply, Intent::WhatWon, Some(turn))
     }
 
     pub(super) fn won(
@@ -952,18 +964,15 @@ impl Engine {
                 wins.push(w);
             }
         }
-        let turn = Turn {
-            entities: ids.to_vec(),
-            ..self.turn(Intent::WhatWon, report, PrizeFilter::default(), now)
-        };
-        (
+        self.won_decision(
+            ids,
             Reply::Won {
                 wins,
                 corrected,
                 nothing,
             },
-            Intent::WhatWon,
-            Some(turn),
+            now,
+            report,
         )
     }
 

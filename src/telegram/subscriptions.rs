@@ -77,23 +77,50 @@ fn store_trouble(lang: Lang) -> String {
     )
 }
 
-pub async fn subscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+/// Apply a subscription change (or read the status) and answer with the
+/// text for "it changed / it was so" or "it did not / it was not" — only
+/// after the store has committed.
+async fn answer_with(
+    bot: &Bot,
+    app: &App,
+    msg: &Message,
+    lang: Lang,
+    what: &'static str,
+    change: impl FnOnce(&dyn Store) -> Result<bool, StoreError> + Send + 'static,
+    [yes, no]: [(&str, &str); 2],
+) -> &'static str {
+    let text = match blocking(&app.store, change).await {
+        Ok(true) => t(lang, yes.0, yes.1),
+        Ok(false) => t(lang, no.0, no.1),
+        Err(e) => {
+            tracing::error!(error = %e, what, "subscription store failed");
+            store_trouble(lang)
+        }
+    };
+    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    what
+}
+
+/// In groups only admins may change the subscription: refuse politely.
+async fn refused(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
+    if may_change(bot, app, msg, a).await {
+        return false;
+    }
     let lang = a.lang.unwrap_or_default();
-    if !may_change(bot, app, msg, a).await {
-        reply(
-            bot,
-            app,
-            msg.chat.id,
-            t(
-                lang,
-                "只有群管理员可以为本群订阅或取消订阅。",
-                "Only group admins can change this group's subscription.",
-            ),
-            None,
-        )
-        .await;
+    let text = t(
+        lang,
+        "只有群管理员可以为本群订阅或取消订阅。",
+        "Only group admins can change this group's subscription.",
+    );
+    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    true
+}
+
+pub async fn subscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+    if refused(bot, app, msg, a).await {
         return "subscribe_refused";
     }
+    let lang = a.lang.unwrap_or_default();
     let sub = NewSubscriber {
         chat_id: msg.chat.id.0,
         kind: chat_kind(msg),
@@ -103,86 +130,74 @@ pub async fn subscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'
             Language::Zh
         },
     };
-    // Answer only after the change is committed.
-    let text = match blocking(&app.store, move |s| s.subscribe(&sub)).await {
-        Ok(true) => t(
-            lang,
+    answer_with(
+        bot,
+        app,
+        msg,
+        lang,
+        "subscribe",
+        move |s| s.subscribe(&sub),
+        [
+        (
             "✅ 已订阅。有新的大赛获奖公告时,我会发到这里。\n随时发送 /unsubscribe 取消,发送 /status 查看状态。",
             "✅ Subscribed. I will post new contest announcements here.\nSend /unsubscribe at any time to stop, /status to check.",
         ),
-        Ok(false) => t(
-            lang,
+        (
             "您已经订阅了,无需重复订阅。有新的大赛公告时我会发给您;发送 /unsubscribe 可取消。",
             "You are already subscribed. Send /unsubscribe to stop.",
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "subscribe failed");
-            store_trouble(lang)
-        }
-    };
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
-    "subscribe"
+        ],
+    )
+    .await
 }
 
 pub async fn unsubscribe(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
-    let lang = a.lang.unwrap_or_default();
-    if !may_change(bot, app, msg, a).await {
-        reply(
-            bot,
-            app,
-            msg.chat.id,
-            t(
-                lang,
-                "只有群管理员可以为本群订阅或取消订阅。",
-                "Only group admins can change this group's subscription.",
-            ),
-            None,
-        )
-        .await;
+    if refused(bot, app, msg, a).await {
         return "unsubscribe_refused";
     }
     let chat = msg.chat.id.0;
-    let text = match blocking(&app.store, move |s| s.unsubscribe(chat)).await {
-        Ok(true) => t(
-            lang,
-            "已取消订阅,不会再收到公告。想再订阅时发送 /subscribe。",
-            "Unsubscribed: no more announcements. Send /subscribe to come back.",
-        ),
-        Ok(false) => t(
-            lang,
-            "您目前没有订阅。发送 /subscribe 可订阅新大赛公告。",
-            "You are not subscribed. Send /subscribe to get announcements.",
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe failed");
-            store_trouble(lang)
-        }
-    };
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
-    "unsubscribe"
+    answer_with(
+        bot,
+        app,
+        msg,
+        a.lang.unwrap_or_default(),
+        "unsubscribe",
+        move |s| s.unsubscribe(chat),
+        [
+            (
+                "已取消订阅,不会再收到公告。想再订阅时发送 /subscribe。",
+                "Unsubscribed: no more announcements. Send /subscribe to come back.",
+            ),
+            (
+                "您目前没有订阅。发送 /subscribe 可订阅新大赛公告。",
+                "You are not subscribed. Send /subscribe to get announcements.",
+            ),
+        ],
+    )
+    .await
 }
 
 pub async fn status(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
-    let lang = a.lang.unwrap_or_default();
     let chat = msg.chat.id.0;
-    let text = match blocking(&app.store, move |s| s.is_subscribed(chat)).await {
-        Ok(true) => t(
-            lang,
-            "状态:已订阅新大赛公告。发送 /unsubscribe 可取消。",
-            "Status: subscribed to announcements. Send /unsubscribe to stop.",
-        ),
-        Ok(false) => t(
-            lang,
-            "状态:未订阅。发送 /subscribe 订阅新大赛公告。",
-            "Status: not subscribed. Send /subscribe to get announcements.",
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "status failed");
-            store_trouble(lang)
-        }
-    };
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
-    "status"
+    answer_with(
+        bot,
+        app,
+        msg,
+        a.lang.unwrap_or_default(),
+        "status",
+        move |s| s.is_subscribed(chat),
+        [
+            (
+                "状态:已订阅新大赛公告。发送 /unsubscribe 可取消。",
+                "Status: subscribed to announcements. Send /unsubscribe to stop.",
+            ),
+            (
+                "状态:未订阅。发送 /subscribe 订阅新大赛公告。",
+                "Status: not subscribed. Send /subscribe to get announcements.",
+            ),
+        ],
+    )
+    .await
 }
 
 /// The text an announcement is sent as: the admin's words, escaped. Telegram
