@@ -33,6 +33,14 @@ impl Engine {
             t.shown = self.shown_in(&reply);
             if intent == Intent::Fact && t.keywords.is_empty() {
                 t.keywords = p.keywords.clone();
+                // A run of fact questions keeps its subject ("平台 … 部门 … 调用").
+                if let Some(prev) = prev.filter(|t| t.intent == Intent::Fact) {
+                    for (k, len) in &prev.keywords {
+                        if t.keywords.len() < 24 && !t.keywords.iter().any(|(id, _)| id == k) {
+                            t.keywords.push((*k, *len));
+                        }
+                    }
+                }
                 if let Reply::Fact { report, fact } = &reply {
                     t.keywords
                         .extend(self.fact_people[*report][*fact].iter().map(|k| (*k, 3)));
@@ -782,7 +790,8 @@ impl Engine {
             .filter_map(|(i, t)| {
                 let s = t.score(merged)?;
                 let own = t.partial(new);
-                (own > 0).then_some((i, t.groups.len(), s, own))
+                // "他还担任什么职务": the pronoun stands for the name.
+                (own > 0 || new.cue(Cue::Pronoun)).then_some((i, t.groups.len(), s, own))
             })
             .max_by_key(|(i, g, s, own)| (*g, *own, *s, std::cmp::Reverse(*i)))
             .map(|(i, g, s, _)| (i, g, s))
