@@ -335,13 +335,7 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                     "The report lists no such prize.",
                 ));
             }
-            let total: usize = sections.iter().map(|s| s.awards.len()).sum();
-            if total > 1 {
-                doc.line(match lang {
-                    Lang::Zh => format!("共 {total} 项获奖。"),
-                    Lang::En => format!("{total} awards in all."),
-                });
-            }
+
             for s in sections {
                 doc.blank();
                 doc.bold(match lang {
@@ -351,6 +345,14 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 for i in &s.awards {
                     doc.line(winner_line(&r.awards[*i]));
                 }
+            }
+            let total: usize = sections.iter().map(|s| s.awards.len()).sum();
+            if total > 1 {
+                doc.blank();
+                doc.line(match lang {
+                    Lang::Zh => format!("共 {total} 项获奖。"),
+                    Lang::En => format!("{total} awards in all."),
+                });
             }
         }
         Reply::Won {
