@@ -410,7 +410,7 @@ impl Index {
             }
             let readings = chars
                 .iter()
-                .map(|c| readings_of(*c, &mut syllables, true))
+                .map(|c| readings_of(*c, &mut syllables))
                 .collect();
             spoken.push(Spoken {
                 pattern: pattern as u32,
@@ -619,7 +619,7 @@ impl Index {
     }
 }
 
-fn readings_of(c: char, table: &mut HashMap<&'static str, u16>, _insert: bool) -> Readings {
+fn readings_of(c: char, table: &mut HashMap<&'static str, u16>) -> Readings {
     let mut r = Readings::default();
     if let Some(multi) = c.to_pinyin_multi() {
         for p in multi {

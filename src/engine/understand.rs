@@ -1,7 +1,7 @@
 //! Understanding one message: which known words it contains, which entities it
 //! names (exactly, by alias, or by a homophone), and what is left over.
 
-use super::index::{Cue, EntityId, EntityKind, Hit, Index, Sense};
+use super::index::{Cue, EntityId, Hit, Index, Sense};
 use super::normalize::{is_cjk, normalize};
 use crate::knowledge::{Group, Kind, Level};
 
@@ -60,14 +60,6 @@ impl Parsed {
             return latin_words >= 1;
         }
         latin_words >= 2 && self.cue(Cue::English) && self.cjk_outside_mentions == 0
-    }
-    /// Entities of one kind that the message names unambiguously.
-    pub fn entities(&self, kind: EntityKind, index: &Index) -> Vec<EntityId> {
-        self.mentions
-            .iter()
-            .filter(|m| m.ids.len() == 1 && index.entities[m.ids[0]].kind == kind)
-            .map(|m| m.ids[0])
-            .collect()
     }
     /// Only punctuation, emoji or nothing.
     pub fn is_empty(&self) -> bool {
