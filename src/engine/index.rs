@@ -25,6 +25,25 @@ pub struct Entity {
 
 pub type EntityId = usize;
 
+impl Entity {
+    /// A key that names this entity across data reloads (an [`EntityId`] is
+    /// only a position in one index): 12 hex digits of a 64-bit FNV-1a hash
+    /// of its kind and name, short enough for Telegram's callback data.
+    pub fn key(&self) -> String {
+        let kind = match self.kind {
+            EntityKind::Person => "p",
+            EntityKind::Team => "t",
+            EntityKind::Institution => "i",
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in kind.bytes().chain([b':']).chain(self.name.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{:012x}", h >> 16)
+    }
+}
+
 /// Kinds of cue words (see [`crate::knowledge::lexicon::Cues`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cue {
@@ -632,4 +651,20 @@ fn readings_of(c: char, table: &mut HashMap<&'static str, u16>) -> Readings {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_keys_are_unique_and_short() {
+        let k = Knowledge::builtin().expect("built-in data loads");
+        let index = Index::build(&k);
+        let mut keys: Vec<String> = index.entities.iter().map(Entity::key).collect();
+        assert!(keys.iter().all(|k| k.len() == 12));
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), index.entities.len());
+    }
 }

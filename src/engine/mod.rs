@@ -201,6 +201,11 @@ impl Engine {
         &self.index.entities
     }
 
+    /// The entity a stable key names (see [`Entity::key`]), if this data has it.
+    pub fn entity_by_key(&self, key: &str) -> Option<EntityId> {
+        self.index.entities.iter().position(|e| e.key() == key)
+    }
+
     /// One question, no conversation: the plain-text answer.
     pub fn ask(&self, question: &str) -> Answered {
         let mut ctx = Context::default();
