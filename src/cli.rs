@@ -30,6 +30,9 @@ pub enum Command {
         /// Read one question a line from stdin; write one JSON object a line.
         #[arg(long)]
         jsonl: bool,
+        /// Show how the question is read (clauses, words, the query).
+        #[arg(long, conflicts_with = "jsonl")]
+        explain: bool,
     },
     /// An interactive conversation with context (follow-up questions work).
     Chat,

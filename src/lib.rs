@@ -30,4 +30,5 @@ pub mod store;
 pub mod telegram;
 pub mod telemetry;
 
-pub use engine::{Answered, Context, Engine};
+pub use engine::{Context, Engine};
+pub use render::Answered;

@@ -36,7 +36,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }))
     };
     match cli.command {
-        Some(Command::Ask { question, jsonl }) => cli::ask(&load()?, question.as_deref(), jsonl),
+        Some(Command::Ask {
+            question,
+            jsonl,
+            explain,
+        }) => {
+            let engine = load()?;
+            match (explain, question.as_deref()) {
+                (true, Some(q)) => {
+                    print!("{}", engine.explain(q));
+                    Ok(())
+                }
+                _ => cli::ask(&engine, question.as_deref(), jsonl),
+            }
+        }
         Some(Command::Chat) => cli::chat(&load()?),
         Some(Command::Announce { text, file }) => {
             let store = SqliteStore::open(settings.database_path())?;

@@ -1,8 +1,14 @@
 //! Rendering a structured [`Answer`] as text: Telegram HTML or plain text.
 //! Both come from one list of styled lines, so they always say the same.
+//! The wording lives here; every name, number and report-specific sentence
+//! comes from the knowledge.
 
-use crate::engine::{Answer, Engine, EntityKind, EntityWins, Lang, Reply};
-use crate::knowledge::{Award, Report};
+use crate::engine::{
+    Answer, CompareOutcome, Context, Counted, Engine, EntityKind, EntityWins, Lang, Notice,
+    PrizeFilter, RankBy, Reply,
+};
+use crate::knowledge::{Award, Group, Kind, Level, Report};
+use std::time::Instant;
 
 /// A run of text, bold or not.
 #[derive(Debug, Clone)]
@@ -82,6 +88,35 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
+/// A plain-text answer, as `reportbot ask` prints it.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub text: String,
+    pub intent: &'static str,
+    pub answer: Answer,
+}
+
+/// Asking in plain text (command line, tests, benchmarks). The engine gives
+/// structured answers; wording them is this module's job, so the convenience
+/// lives here.
+impl Engine {
+    /// One question, no conversation: the plain-text answer.
+    pub fn ask(&self, question: &str) -> Answered {
+        let mut ctx = Context::default();
+        self.converse(&mut ctx, question)
+    }
+
+    /// One turn of a conversation: uses and updates `ctx`.
+    pub fn converse(&self, ctx: &mut Context, question: &str) -> Answered {
+        let answer = self.answer(ctx, question, None, Instant::now());
+        Answered {
+            text: plain(self, &answer),
+            intent: answer.intent.as_str(),
+            answer,
+        }
+    }
+}
+
 /// The answer as plain text (command line, inline results, tests).
 pub fn plain(engine: &Engine, answer: &Answer) -> String {
     compose(engine, answer).plain()
@@ -123,30 +158,65 @@ fn contest_label(engine: &Engine, report: &Report, lang: Lang) -> Option<String>
     })
 }
 
-fn examples(doc: &mut Doc, lang: Lang) {
+fn examples(engine: &Engine, doc: &mut Doc, lang: Lang) {
+    let texts = &engine.knowledge().newest().texts;
+    let list = match lang {
+        Lang::Zh => &texts.examples_zh,
+        Lang::En => &texts.examples_en,
+    };
+    if !list.is_empty() {
+        doc.line(zh_en(lang, "您可以这样问:", "You can ask, for example:"));
+        for q in list {
+            doc.line(format!("· {q}"));
+        }
+    }
+    doc.line(zh_en(
+        lang,
+        "发送 /help 查看全部命令。",
+        "Send /help for all commands.",
+    ));
+}
+
+/// A prize selection in words: "银行机构组团体一等奖", "保险机构组".
+fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
     match lang {
         Lang::Zh => {
-            doc.line("您可以这样问:");
-            doc.line("· 个人一等奖是谁?");
-            doc.line("· 团体二等奖(保险机构组)有哪些?");
-            doc.line("· 工行获得了哪些奖?");
-            doc.line("· 大赛决赛在哪里举行?");
-            doc.line("· 怎么防止老人被冒充快递的骗?");
-            doc.line("发送 /help 查看全部命令。");
+            let mut s = String::new();
+            if let Some(g) = f.group {
+                s.push_str(g.zh());
+            }
+            if let Some(k) = f.kind {
+                s.push_str(k.zh());
+            }
+            if let Some(l) = f.level {
+                s.push_str(l.zh());
+            }
+            s
         }
         Lang::En => {
-            doc.line("You can ask, for example:");
-            doc.line("· Who won the individual first prize?");
-            doc.line("· Team second prize in the insurance group?");
-            doc.line("· What did ICBC win?");
-            doc.line("· Where was the contest final held?");
-            doc.line("· Tips to protect my elderly parents from scams");
-            doc.line("Send /help for all commands.");
+            let mut parts: Vec<&str> = Vec::new();
+            if let Some(g) = f.group {
+                parts.push(g.en());
+            }
+            if let Some(k) = f.kind {
+                parts.push(k.en());
+            }
+            if let Some(l) = f.level {
+                parts.push(l.en());
+            }
+            parts.join(", ")
         }
     }
 }
 
-fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang) {
+fn prize_label(p: &crate::knowledge::Prize, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => p.full_label_zh(),
+        Lang::En => p.full_label_en(),
+    }
+}
+
+fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang, partial: bool) {
     let k = engine.knowledge();
     let r = &k.reports[w.report];
     let e = engine.entity(w.entity);
@@ -157,21 +227,28 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang) {
                 .institution(&e.name)
                 .map(|i| i.en.as_str())
                 .filter(|en| *en != e.name);
-            let head = match (lang, en) {
-                (Lang::Zh, _) => format!("{label}{} 共获得 {} 个奖项:", e.name, w.awards.len()),
-                (Lang::En, Some(en)) => {
-                    format!("{label}{} ({en}) won {} award(s):", e.name, w.awards.len())
+            let total = engine.awards_of(w.entity, w.report);
+            let n = w.awards.len();
+            let head = match (lang, en, partial) {
+                (Lang::Zh, _, false) => format!("{label}{} 共获得 {n} 个奖项:", e.name),
+                (Lang::Zh, _, true) => {
+                    format!("{label}{} 共获得 {total} 个奖项,其中 {n} 个:", e.name)
                 }
-                (Lang::En, None) => format!("{label}{} won {} award(s):", e.name, w.awards.len()),
+                (Lang::En, Some(en), false) => {
+                    format!("{label}{} ({en}) won {n} award(s):", e.name)
+                }
+                (Lang::En, None, false) => format!("{label}{} won {n} award(s):", e.name),
+                (Lang::En, Some(en), true) => {
+                    format!("{label}{} ({en}) won {total} award(s), among them:", e.name)
+                }
+                (Lang::En, None, true) => {
+                    format!("{label}{} won {total} award(s), among them:", e.name)
+                }
             };
             doc.bold(head);
             for i in &w.awards {
                 let a = &r.awards[*i];
-                let prize = match lang {
-                    Lang::Zh => a.prize().full_label_zh(),
-                    Lang::En => a.prize().full_label_en(),
-                };
-                doc.line(format!("· {prize}:{}", a.winner));
+                doc.line(format!("· {}:{}", prize_label(&a.prize(), lang), a.winner));
             }
         }
         _ => {
@@ -197,25 +274,124 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang) {
     }
 }
 
+/// The whole answer: each question of the message in turn, each with its
+/// notices and verdict first.
 fn compose(engine: &Engine, answer: &Answer) -> Doc {
-    let k = engine.knowledge();
-    let lang = answer.lang;
     let mut doc = Doc::default();
-    match &answer.reply {
+    for (i, part) in std::iter::once(answer).chain(&answer.also).enumerate() {
+        if i > 0 {
+            doc.blank();
+        }
+        let mut one = Doc::default();
+        for n in &part.notices {
+            notice(engine, &mut one, n, part.lang);
+        }
+        let mut body = Doc::default();
+        reply(engine, &mut body, &part.reply, part.lang);
+        if let Some(yes) = part.verdict {
+            let word = match (part.lang, yes) {
+                (Lang::Zh, true) => "是的。",
+                (Lang::Zh, false) => "不是。",
+                (Lang::En, true) => "Yes. ",
+                (Lang::En, false) => "No. ",
+            };
+            match body.lines.first_mut() {
+                Some(first) => first.insert(
+                    0,
+                    Span {
+                        text: word.to_string(),
+                        bold: true,
+                    },
+                ),
+                None => {
+                    body.bold(word.trim_end());
+                }
+            }
+            // The verdict comes first, then any notice.
+            let notices = std::mem::take(&mut one.lines);
+            let mut first = body.lines.remove(0);
+            one.lines.push(std::mem::take(&mut first));
+            one.lines.extend(notices);
+        }
+        one.lines.extend(body.lines);
+        doc.lines.extend(one.lines);
+    }
+    doc
+}
+
+fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
+    let _ = engine;
+    match n {
+        Notice::YearNotCovered { asked, covered } => {
+            let years: Vec<String> = covered.iter().map(u16::to_string).collect();
+            doc.line(match lang {
+                Lang::Zh => format!(
+                    "报道只涉及{}年的大赛,没有{asked}年的信息。以下是{}年的情况:",
+                    years.join("、"),
+                    years.join("、")
+                ),
+                Lang::En => format!(
+                    "The report covers the {} contest only; it says nothing about {asked}. Here is {}:",
+                    years.join(", "),
+                    years.join(", ")
+                ),
+            });
+        }
+        Notice::NoSuchPrize { typed } => {
+            doc.line(match lang {
+                Lang::Zh => format!("报道中没有“{typed}”这个奖项。"),
+                Lang::En => format!("The report has no prize called \"{typed}\"."),
+            });
+        }
+    }
+}
+
+fn unit(counted: Counted, lang: Lang) -> &'static str {
+    match (counted, lang) {
+        (Counted::Awards, Lang::Zh) => "个奖项",
+        (Counted::Institutions, Lang::Zh) => "家单位",
+        (Counted::People, Lang::Zh) => "人",
+        (Counted::Teams, Lang::Zh) => "个团队",
+        (Counted::Awards, Lang::En) => "award(s)",
+        (Counted::Institutions, Lang::En) => "institution(s)",
+        (Counted::People, Lang::En) => "people",
+        (Counted::Teams, Lang::En) => "team(s)",
+    }
+}
+
+fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
+    let k = engine.knowledge();
+    match reply_ {
         Reply::Welcome => {
             let r = k.newest();
+            let covers = match lang {
+                Lang::Zh => r.texts.covers_zh.clone(),
+                Lang::En => r.texts.covers_en.clone(),
+            };
             match lang {
                 Lang::Zh => {
                     doc.bold("您好!我是报告问答机器人 reportbot。");
-                    doc.line(format!("我能回答关于《{}》的问题:谁获得了哪个奖、某人/某队/某机构获得了什么奖、大赛和浙江省金融综合服务平台的情况,以及帮助老人防范诈骗的提示。", r.meta.contest));
+                    doc.line(match covers {
+                        Some(c) => format!("我能回答关于《{}》的问题:{c}。", r.meta.contest),
+                        None => format!("我能回答关于《{}》的问题。", r.meta.contest),
+                    });
                 }
                 Lang::En => {
                     doc.bold("Hello! I am reportbot.");
-                    doc.line(format!("I answer questions about the {} ({}): who won which prize, what a person, team or institution won, facts about the contest and the 浙江省金融综合服务平台, and anti-fraud tips for elderly relatives.", r.meta.contest, r.meta.year));
+                    doc.line(match covers {
+                        Some(c) => format!(
+                            "I answer questions about the {} ({}): {c}.",
+                            r.meta.contest, r.meta.year
+                        ),
+                        None => format!(
+                            "I answer questions about the {} ({}).",
+                            r.meta.contest, r.meta.year
+                        ),
+                    });
                 }
             }
             doc.blank();
-            examples(&mut doc, lang);
+            examples(engine, doc, lang);
         }
         Reply::Help => match lang {
             Lang::Zh => {
@@ -223,7 +399,7 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 doc.line("/start - 欢迎和示例");
                 doc.line("/help - 本帮助");
                 doc.line("/awards - 浏览荣誉榜(按组别、团体/个人、奖项)");
-                doc.line("/winner 奖项或名字 - 例如 /winner 个人一等奖、/winner 李彬");
+                doc.line("/winner 奖项或名字 - 例如 /winner 个人一等奖");
                 doc.line("/tips [主题] - 帮老人防诈骗的提示,例如 /tips 验证码");
                 doc.line("/reports - 已收录的报道");
                 doc.line("/about - 数据来源");
@@ -231,16 +407,14 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 doc.line("/unsubscribe - 取消订阅");
                 doc.line("/status - 查看订阅状态");
                 doc.blank();
-                doc.line("也可以直接用中文或英文提问,繁体、简称(工行、建行、国寿、平安)都可以。");
+                doc.line("也可以直接用中文或英文提问,繁体、简称都可以;一条消息里可以问几个问题,也可以接着上一个问题追问(“那保险组呢”“他是哪个单位的”)。");
             }
             Lang::En => {
                 doc.bold("Commands:");
                 doc.line("/start - welcome and examples");
                 doc.line("/help - this help");
                 doc.line("/awards - browse the award list (group, team/individual, prize)");
-                doc.line(
-                    "/winner prize or name - e.g. /winner individual first prize, /winner 李彬",
-                );
+                doc.line("/winner prize or name - e.g. /winner individual first prize");
                 doc.line("/tips [topic] - anti-fraud tips for elderly relatives, e.g. /tips verification code");
                 doc.line("/reports - the reports I know");
                 doc.line("/about - where the data comes from");
@@ -248,7 +422,7 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 doc.line("/unsubscribe - stop them");
                 doc.line("/status - your subscription");
                 doc.blank();
-                doc.line("Or just ask in English or Chinese.");
+                doc.line("Or just ask in English or Chinese; several questions in one message and follow-ups (\"and the insurance group?\") work too.");
             }
         },
         Reply::About => {
@@ -256,30 +430,305 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 match lang {
                     Lang::Zh => {
                         doc.bold(format!("数据来源:{}", r.meta.title));
-                        doc.line(format!("{}年{}月的浙江金融新闻报道。回答中的每个名字和数字都来自这篇报道的原文,并经过测试核对。", &r.meta.published[..4.min(r.meta.published.len())], r.meta.published.get(5..).unwrap_or("")));
+                        let kind = r.texts.kind_zh.as_deref().unwrap_or("报道");
+                        doc.line(format!("{}年{}月的{kind}。回答中的每个名字和数字都来自这篇报道的原文,并经过测试核对。", &r.meta.published[..4.min(r.meta.published.len())], r.meta.published.get(5..).unwrap_or("")));
                     }
                     Lang::En => {
                         doc.bold(format!("Source: {}", r.meta.title));
-                        doc.line(format!("A Zhejiang financial news report published {}. Every name and number in my answers comes from its text and is checked by tests.", r.meta.published));
+                        let kind = r.texts.kind_en.as_deref().unwrap_or("A report");
+                        doc.line(format!("{kind} published {}. Every name and number in my answers comes from its text and is checked by tests.", r.meta.published));
                     }
                 }
             }
         }
-        Reply::Ranking { report, rows } => {
+        Reply::Ranking {
+            report,
+            filter,
+            by,
+            rows,
+        } => {
             let r = &k.reports[*report];
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
-            doc.bold(zh_en(
+            let scope = filter_label(filter, lang);
+            match rows.first() {
+                None => {
+                    doc.line(zh_en(
+                        lang,
+                        "没有符合条件的获奖单位。",
+                        "No institution won such a prize.",
+                    ));
+                }
+                Some(top) => {
+                    let tied: Vec<&str> = rows
+                        .iter()
+                        .filter(|x| match by {
+                            RankBy::Count => x.awards == top.awards,
+                            RankBy::Level => x.best.map(|p| p.level) == top.best.map(|p| p.level),
+                        })
+                        .map(|x| x.institution.as_str())
+                        .collect();
+                    let best = top.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
+                    doc.bold(match (lang, by) {
+                        (Lang::Zh, RankBy::Count) if tied.len() > 1 => format!(
+                            "{scope}获奖最多的是{}:各 {} 个奖项。",
+                            tied.join("、"),
+                            top.awards
+                        ),
+                        (Lang::Zh, RankBy::Count) => format!(
+                            "{scope}获奖最多的是{}:{} 个奖项。",
+                            top.institution, top.awards
+                        ),
+                        (Lang::Zh, RankBy::Level) => {
+                            format!("{scope}成绩最好的是{}:{best}。", tied.join("、"))
+                        }
+                        (Lang::En, RankBy::Count) => format!(
+                            "Most awards{}: {} ({} each).",
+                            if scope.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({scope})")
+                            },
+                            tied.join(", "),
+                            top.awards
+                        ),
+                        (Lang::En, RankBy::Level) => format!(
+                            "Best result{}: {} ({best}).",
+                            if scope.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({scope})")
+                            },
+                            tied.join(", ")
+                        ),
+                    });
+                    doc.blank();
+                    doc.line(zh_en(
+                        lang,
+                        "各单位获奖数(多的在前):",
+                        "Awards per institution (most first):",
+                    ));
+                    for row in rows {
+                        let best = row.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
+                        doc.line(match (lang, by) {
+                            (Lang::Zh, RankBy::Count) => {
+                                format!("· {}:{} 项", row.institution, row.awards)
+                            }
+                            (Lang::Zh, RankBy::Level) => {
+                                format!("· {}:{best}(共 {} 项)", row.institution, row.awards)
+                            }
+                            (Lang::En, RankBy::Count) => {
+                                format!("· {}: {}", row.institution, row.awards)
+                            }
+                            (Lang::En, RankBy::Level) => {
+                                format!("· {}: {best} ({} in all)", row.institution, row.awards)
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        Reply::Institutions {
+            report,
+            filter,
+            names,
+        } => {
+            let r = &k.reports[*report];
+            if let Some(label) = contest_label(engine, r, lang) {
+                doc.line(label);
+            }
+            let scope = filter_label(filter, lang);
+            doc.bold(match lang {
+                Lang::Zh if scope.is_empty() => format!("获奖单位共 {} 家:", names.len()),
+                Lang::Zh => format!("获得{scope}的单位共 {} 家:", names.len()),
+                Lang::En if scope.is_empty() => {
+                    format!("{} institutions won awards:", names.len())
+                }
+                Lang::En => format!("{} institution(s) won ({scope}):", names.len()),
+            });
+            for n in names {
+                doc.line(format!("· {n}"));
+            }
+        }
+        Reply::Count { n, counted, list } => {
+            doc.bold(match lang {
+                Lang::Zh => format!("共 {n} {}。", unit(*counted, lang)),
+                Lang::En => format!("{n} {} in all.", unit(*counted, lang)),
+            });
+            doc.blank();
+            let mut inner = Doc::default();
+            reply(engine, &mut inner, list, lang);
+            // The list repeats the number in its own heading or total line.
+            if let Reply::Winners { .. } = **list
+                && inner.lines.last().is_some_and(|l| {
+                    l.iter()
+                        .any(|s| s.text.starts_with('共') || s.text.contains("in all"))
+                })
+            {
+                inner.lines.pop();
+            }
+            doc.lines.extend(inner.lines);
+        }
+        Reply::Compare {
+            basis,
+            outcome,
+            wins: ws,
+        } => {
+            let name = |id: &crate::engine::EntityId| engine.entity(*id).name.clone();
+            let best = |w: &EntityWins| -> Option<crate::knowledge::Prize> {
+                let r = &k.reports[w.report];
+                w.awards
+                    .iter()
+                    .map(|i| r.awards[*i].prize())
+                    .min_by_key(|p| p.level)
+            };
+            match outcome {
+                CompareOutcome::Same => {
+                    let prizes: Vec<crate::knowledge::Prize> = ws.iter().filter_map(best).collect();
+                    let same_group = prizes.windows(2).all(|p| p[0] == p[1]);
+                    doc.bold(match (lang, basis) {
+                        (Lang::Zh, RankBy::Count) => format!(
+                            "一样:都获得 {} 个奖项。",
+                            ws.first().map_or(0, |w| w.awards.len())
+                        ),
+                        (Lang::En, RankBy::Count) => format!(
+                            "The same: {} award(s) each.",
+                            ws.first().map_or(0, |w| w.awards.len())
+                        ),
+                        (Lang::Zh, RankBy::Level) => match prizes.first() {
+                            Some(p) if same_group => format!("一样:都是{}。", p.full_label_zh()),
+                            Some(p) => format!("一样:都是{}(组别不同)。", p.label_zh()),
+                            None => "一样。".into(),
+                        },
+                        (Lang::En, RankBy::Level) => match prizes.first() {
+                            Some(p) if same_group => {
+                                format!("The same: both won the {}.", p.full_label_en())
+                            }
+                            Some(p) => format!(
+                                "The same: both won the {} (in different groups).",
+                                p.label_en()
+                            ),
+                            None => "The same.".into(),
+                        },
+                    });
+                }
+                CompareOutcome::Ahead(id) => {
+                    let ahead = ws.iter().find(|w| w.entity == *id);
+                    let others: Vec<&EntityWins> = ws.iter().filter(|w| w.entity != *id).collect();
+                    let line = match basis {
+                        RankBy::Count => {
+                            let n = ahead.map_or(0, |w| w.awards.len());
+                            let rest: Vec<String> = others
+                                .iter()
+                                .map(|w| match lang {
+                                    Lang::Zh => {
+                                        format!("{} {} 个", name(&w.entity), w.awards.len())
+                                    }
+                                    Lang::En => format!("{} {}", name(&w.entity), w.awards.len()),
+                                })
+                                .collect();
+                            match lang {
+                                Lang::Zh => {
+                                    format!("{}获奖更多:{n} 个奖项,{}。", name(id), rest.join(","))
+                                }
+                                Lang::En => format!(
+                                    "{} won more: {n} award(s), against {}.",
+                                    name(id),
+                                    rest.join(", ")
+                                ),
+                            }
+                        }
+                        RankBy::Level => {
+                            let top = ahead
+                                .and_then(best)
+                                .map(|p| prize_label(&p, lang))
+                                .unwrap_or_default();
+                            let rest: Vec<String> = others
+                                .iter()
+                                .map(|w| {
+                                    let p =
+                                        best(w).map(|p| prize_label(&p, lang)).unwrap_or_default();
+                                    match lang {
+                                        Lang::Zh => format!("{}是{p}", name(&w.entity)),
+                                        Lang::En => format!("{}: {p}", name(&w.entity)),
+                                    }
+                                })
+                                .collect();
+                            match lang {
+                                Lang::Zh => {
+                                    format!("{}的奖更高:{top};{}。", name(id), rest.join(";"))
+                                }
+                                Lang::En => {
+                                    format!("{} did better: {top}; {}.", name(id), rest.join("; "))
+                                }
+                            }
+                        }
+                    };
+                    doc.bold(line);
+                }
+                CompareOutcome::Unranked => {
+                    doc.bold(zh_en(
+                        lang,
+                        "没法直接比较:",
+                        "They cannot be compared directly:",
+                    ));
+                }
+            }
+            for w in ws {
+                doc.blank();
+                if w.awards.is_empty() {
+                    let n = name(&w.entity);
+                    doc.line(match lang {
+                        Lang::Zh => format!("{n} 在这份报道的荣誉榜中没有获奖记录。"),
+                        Lang::En => format!("{n} is not on this report's award list."),
+                    });
+                } else {
+                    wins(engine, doc, w, lang, false);
+                }
+            }
+        }
+        Reply::Prizes { report } => {
+            let r = &k.reports[*report];
+            doc.line(zh_en(
                 lang,
-                "各单位获奖数(多的在前):",
-                "Awards per institution (most first):",
+                "报道中设有的奖项:",
+                "The prizes the report lists:",
             ));
-            for (name, n) in rows {
+            let prizes = r.prizes();
+            for g in Group::ALL {
+                let kinds: Vec<Kind> = Kind::ALL
+                    .into_iter()
+                    .filter(|k| prizes.iter().any(|p| p.group == Some(g) && p.kind == *k))
+                    .collect();
+                let levels: Vec<Level> = Level::ALL
+                    .into_iter()
+                    .filter(|l| prizes.iter().any(|p| p.group == Some(g) && p.level == *l))
+                    .collect();
+                if levels.is_empty() {
+                    continue;
+                }
                 doc.line(match lang {
-                    Lang::Zh => format!("· {name}:{n} 项"),
-                    Lang::En => format!("· {name}: {n}"),
+                    Lang::Zh => format!(
+                        "· {}:{}{}",
+                        g.zh(),
+                        kinds.iter().map(|k| k.zh()).collect::<Vec<_>>().join("和"),
+                        levels.iter().map(|l| l.zh()).collect::<Vec<_>>().join("、")
+                    ),
+                    Lang::En => format!(
+                        "· {}: {} {}",
+                        g.en(),
+                        kinds
+                            .iter()
+                            .map(|k| k.en())
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        levels.iter().map(|l| l.en()).collect::<Vec<_>>().join(", ")
+                    ),
                 });
+            }
+            for p in prizes.iter().filter(|p| p.group.is_none()) {
+                doc.line(format!("· {}", prize_label(p, lang)));
             }
         }
         Reply::Reports => {
@@ -335,13 +784,9 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                     "The report lists no such prize.",
                 ));
             }
-
             for s in sections {
                 doc.blank();
-                doc.bold(match lang {
-                    Lang::Zh => s.prize.full_label_zh(),
-                    Lang::En => s.prize.full_label_en(),
-                });
+                doc.bold(prize_label(&s.prize, lang));
                 for i in &s.awards {
                     doc.line(winner_line(&r.awards[*i]));
                 }
@@ -359,6 +804,7 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
             wins: ws,
             corrected,
             nothing,
+            partial,
         } => {
             if let Some(typed) = corrected {
                 let names: Vec<&str> = ws
@@ -371,7 +817,7 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 });
             }
             for w in ws {
-                wins(engine, &mut doc, w, lang);
+                wins(engine, doc, w, lang, *partial);
             }
             for id in nothing {
                 let name = &engine.entity(*id).name;
@@ -382,17 +828,46 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
             }
         }
         Reply::Fact { report, fact } => {
-            let f = &k.reports[*report].facts[*fact];
+            let r = &k.reports[*report];
+            let f = &r.facts[*fact];
             doc.line(zh_en(lang, &f.answer_zh, &f.answer_en));
+            // "个人一等奖获得者": who they are, from the award list.
+            if let Some(sel) = f.winners {
+                let names: Vec<String> = r
+                    .awards
+                    .iter()
+                    .filter(|a| sel.matches(&a.prize()))
+                    .map(|a| match lang {
+                        Lang::Zh => format!(
+                            "{}({},{})",
+                            a.winner,
+                            a.institution,
+                            prize_label(&a.prize(), lang)
+                        ),
+                        Lang::En => format!(
+                            "{} ({}, {})",
+                            a.winner,
+                            a.institution,
+                            prize_label(&a.prize(), lang)
+                        ),
+                    })
+                    .collect();
+                if !names.is_empty() {
+                    doc.line(match lang {
+                        Lang::Zh => format!("获奖者:{}。", names.join("、")),
+                        Lang::En => format!("The winners: {}.", names.join("; ")),
+                    });
+                }
+            }
         }
         Reply::Tips { topic, tips, .. } => {
-            let name = topic.as_ref().and_then(|t| {
+            let found = topic.as_ref().and_then(|t| {
                 k.reports
                     .iter()
                     .flat_map(|r| &r.antifraud.topics)
                     .find(|x| &x.id == t)
             });
-            doc.bold(match (lang, name) {
+            doc.bold(match (lang, found) {
                 (Lang::Zh, Some(t)) => format!("防骗提示:{}", t.name_zh),
                 (Lang::En, Some(t)) => format!("Anti-fraud tips: {}", t.name_en),
                 (Lang::Zh, None) => "帮长辈防范诈骗的提示".to_string(),
@@ -403,7 +878,22 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 doc.line(format!("{}. {}", n + 1, zh_en(lang, &tip.zh, &tip.en)));
             }
             doc.blank();
-            doc.line(zh_en(lang, "以上提示来自报道中温州工行拦截诈骗的经验。发送 /tips 加主题查看更多,例如 /tips 验证码。", "Drawn from the report's account of how a Wenzhou bank stopped scams. Send /tips with a topic for more, e.g. /tips screen sharing."));
+            let source = tips
+                .first()
+                .map(|(r, _)| &k.reports[*r].antifraud)
+                .and_then(|a| match lang {
+                    Lang::Zh => a.source_zh.clone(),
+                    Lang::En => a.source_en.clone(),
+                });
+            let more = zh_en(
+                lang,
+                "发送 /tips 加主题查看更多,例如 /tips 验证码。",
+                "Send /tips with a topic for more, e.g. /tips screen sharing.",
+            );
+            doc.line(match source {
+                Some(s) => format!("{s}{}{more}", if lang == Lang::En { " " } else { "" }),
+                None => more,
+            });
         }
         Reply::Case { report, case } => {
             let c = &k.reports[*report].antifraud.cases[*case];
@@ -429,29 +919,36 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
             typed,
             options,
             wins: ws,
+            similar,
         } => {
             let names: Vec<&str> = options
                 .iter()
                 .map(|id| engine.entity(*id).name.as_str())
                 .collect();
-            doc.line(match (lang, typed.is_empty()) {
-                (Lang::Zh, false) => format!(
+            doc.line(match (lang, typed.is_empty(), similar) {
+                (Lang::Zh, false, true) => {
+                    format!("报道里没有“{typed}”。您是不是要找:")
+                }
+                (Lang::En, false, true) => {
+                    format!("\"{typed}\" is not in the report. Did you mean:")
+                }
+                (Lang::Zh, false, false) => format!(
                     "“{typed}”可能指 {} 个机构或名字,您是指哪一个?",
                     options.len()
                 ),
-                (Lang::Zh, true) => "您是指哪一个?".to_string(),
-                (Lang::En, false) => format!(
+                (Lang::Zh, true, _) => "您是指哪一个?".to_string(),
+                (Lang::En, false, false) => format!(
                     "\"{typed}\" could mean {} names. Which one do you mean?",
                     options.len()
                 ),
-                (Lang::En, true) => "Which one do you mean?".to_string(),
+                (Lang::En, true, _) => "Which one do you mean?".to_string(),
             });
             for (i, n) in names.iter().enumerate() {
                 doc.line(format!("{}. {n}", i + 1));
             }
             for w in ws {
                 doc.blank();
-                wins(engine, &mut doc, w, lang);
+                wins(engine, doc, w, lang, false);
             }
             doc.blank();
             doc.line(zh_en(
@@ -470,10 +967,9 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
         Reply::Fallback => {
             doc.line(zh_en(lang, "抱歉,这个问题我回答不了。我只回答报道中的荣誉榜、大赛情况和防诈骗提示。", "Sorry, I can't answer that. I answer questions about the report's award list, the contest and anti-fraud tips."));
             doc.blank();
-            examples(&mut doc, lang);
+            examples(engine, doc, lang);
         }
     }
-    doc
 }
 
 #[cfg(test)]

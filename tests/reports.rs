@@ -72,7 +72,12 @@ async fn import_selects_years_and_newest_by_default() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Import knows the award list; facts and tips of 2022 are hand-checked data.
-    for f in ["facts.json", "antifraud.json"] {
+    for f in [
+        "facts.json",
+        "subjects.json",
+        "antifraud.json",
+        "texts.json",
+    ] {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("data/reports/2022-zhejiang")
             .join(f);

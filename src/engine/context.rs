@@ -1,9 +1,11 @@
-//! Conversation context: what the last answer was about, so a follow-up such
-//! as "那保险组呢" or "他是哪个单位的" can fill in what it leaves out. The engine
-//! takes it and gives it back; transports keep one per chat (per user in groups).
+//! Conversation context: the last resolved [`Query`] and what its answer
+//! showed, so that a follow-up such as "那保险组呢", "他是哪个单位的" or "几个?"
+//! can change one part of it. The engine takes the context and gives it back;
+//! transports keep one per chat (per user in groups).
 
+use super::answer::Intent;
 use super::index::EntityId;
-use super::reply::{Intent, PrizeFilter};
+use super::query::Query;
 use std::time::{Duration, Instant};
 
 /// How long a context stays usable, and for how many follow-ups.
@@ -26,20 +28,15 @@ impl Default for ContextLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     pub at: Instant,
+    pub query: Query,
     pub intent: Intent,
-    pub report: usize,
-    pub filter: PrizeFilter,
-    /// The person, team or institution the last answer was about.
-    pub entities: Vec<EntityId>,
-    /// People and teams the last answer listed (for "她", "这两个队").
+    /// People and teams the last answer listed (for "她", "这两个队"); after a
+    /// ranking, the institution on top.
     pub shown: Vec<EntityId>,
-    /// Trigger keywords of the last fact question (for "什么时候?" after it),
-    /// plus the names of people its answer mentions (for "他").
-    pub keywords: Vec<(u32, usize)>,
     /// Readings not taken (ambiguity, or a correction by sound).
     pub alternatives: Vec<EntityId>,
-    pub case: Option<usize>,
-    pub tips_topic: Option<String>,
+    /// Subjects (people) the last fact names, for "他" after "主任评委是谁".
+    pub people: Vec<usize>,
     /// How many follow-ups since the last complete question.
     pub followups: u32,
 }

@@ -2,7 +2,9 @@
 //! prize words, intent cues, fact/topic/case keywords), compiled once into one
 //! Aho–Corasick automaton, plus pinyin readings for homophone-tolerant names.
 
+use super::answer::Counted;
 use super::normalize::{is_cjk, normalize_word};
+use super::similar::fuzzy_syllable;
 use crate::knowledge::{Group, Kind, Knowledge, Level};
 use aho_corasick::{AhoCorasick, MatchKind};
 use pinyin::ToPinyinMulti;
@@ -67,10 +69,59 @@ pub enum Cue {
     AllYears,
     Reports,
     Ranking,
+    Verify,
+    Count,
+    Compare,
+    ListInstitutions,
+    SameInstitution,
+    SamePrize,
+    AfterScam,
+    PronounPerson,
+    PronounPlural,
+    PronounTeam,
+    PronounInstitution,
+    Interrogative,
+    RankLevel,
+    RankCount,
 }
 
 impl Cue {
-    pub const COUNT: usize = 20;
+    pub const ALL: [Cue; 34] = [
+        Cue::Award,
+        Cue::ListAll,
+        Cue::Identity,
+        Cue::Greeting,
+        Cue::Help,
+        Cue::About,
+        Cue::Subscribe,
+        Cue::Unsubscribe,
+        Cue::AntiFraud,
+        Cue::Case,
+        Cue::More,
+        Cue::Why,
+        Cue::Wrong,
+        Cue::Pronoun,
+        Cue::Filler,
+        Cue::English,
+        Cue::Followup,
+        Cue::AllYears,
+        Cue::Reports,
+        Cue::Ranking,
+        Cue::Verify,
+        Cue::Count,
+        Cue::Compare,
+        Cue::ListInstitutions,
+        Cue::SameInstitution,
+        Cue::SamePrize,
+        Cue::AfterScam,
+        Cue::PronounPerson,
+        Cue::PronounPlural,
+        Cue::PronounTeam,
+        Cue::PronounInstitution,
+        Cue::Interrogative,
+        Cue::RankLevel,
+        Cue::RankCount,
+    ];
 }
 
 /// One meaning a matched word carries.
@@ -87,6 +138,10 @@ pub enum Sense {
     Cue(Cue),
     /// A keyword of a fact, topic or case trigger.
     Keyword(u32),
+    /// A place name (a claim: "决赛在宁波吗").
+    Place,
+    /// A noun that says what is counted.
+    Unit(Counted),
 }
 
 /// A matched word in the normalised question.
@@ -147,9 +202,11 @@ pub struct Index {
     /// Keywords that are also everyday cue words (什么奖, 是谁): weak evidence.
     pub generic_keywords: Vec<bool>,
     spoken: Vec<Spoken>,
+    /// English words that open a yes/no question.
+    pub verify_lead: Vec<String>,
     /// Reading id → (spoken name, position 0 or 1) with that reading there.
     starts: HashMap<u16, Vec<(u32, u8)>>,
-    syllables: HashMap<&'static str, u16>,
+    syllables: HashMap<String, u16>,
 }
 
 impl std::fmt::Debug for Index {
@@ -335,16 +392,56 @@ impl Index {
             (Cue::AllYears, &c.all_years),
             (Cue::Reports, &c.reports),
             (Cue::Ranking, &c.ranking),
+            (Cue::Verify, &c.verify),
+            (Cue::Count, &c.count),
+            (Cue::Compare, &c.compare),
+            (Cue::ListInstitutions, &c.list_institutions),
+            (Cue::SameInstitution, &c.same_institution),
+            (Cue::SamePrize, &c.same_prize),
+            (Cue::AfterScam, &c.after_scam),
+            (Cue::PronounPerson, &c.pronoun_person),
+            (Cue::PronounPlural, &c.pronoun_plural),
+            (Cue::PronounTeam, &c.pronoun_team),
+            (Cue::PronounInstitution, &c.pronoun_institution),
+            (Cue::Interrogative, &c.interrogative),
+            (Cue::RankLevel, &c.rank_level),
+            (Cue::RankCount, &c.rank_count),
         ] {
             for w in words {
                 b.add(w, Sense::Cue(cue));
             }
         }
 
+        for w in &lx.places {
+            b.add(w, Sense::Place);
+        }
+        let u = &lx.count_units;
+        for (counted, words) in [
+            (Counted::Institutions, &u.institutions),
+            (Counted::People, &u.people),
+            (Counted::Teams, &u.teams),
+            (Counted::Awards, &u.awards),
+        ] {
+            for w in words {
+                b.add(w, Sense::Unit(counted));
+            }
+        }
+
         // Trigger keywords of facts, topics and cases share one id space.
+        // `@name` references (a subject, a lexicon list) are not words: the
+        // engine expands them; each gets a virtual id that no text matches,
+        // which context and claims can add to a question.
         let mut keywords: Vec<String> = Vec::new();
         let mut kw_ids: HashMap<String, u32> = HashMap::new();
         let mut add_kw = |w: &str, b: &mut Builder| {
+            if let Some(name) = w.strip_prefix('@') {
+                let key = format!("@{name}");
+                kw_ids.entry(key.clone()).or_insert_with(|| {
+                    keywords.push(key);
+                    (keywords.len() - 1) as u32
+                });
+                return;
+            }
             let Some(p) = pattern_for(w) else { return };
             let id = *kw_ids.entry(p.clone()).or_insert_with(|| {
                 keywords.push(p);
@@ -352,19 +449,33 @@ impl Index {
             });
             b.add(w, Sense::Keyword(id));
         };
+        for words in lx.asks.values() {
+            for w in words {
+                add_kw(w, &mut b);
+            }
+        }
+        for name in lx.asks.keys() {
+            add_kw(&format!("@{name}"), &mut b);
+        }
         for r in &k.reports {
+            for s in &r.subjects {
+                add_kw(&format!("@{}", s.id), &mut b);
+                for w in &s.words {
+                    // People of the report are asked about by name, typed by sound too.
+                    let n = w.chars().count();
+                    if s.person
+                        && (2..=4).contains(&n)
+                        && w.chars().all(is_cjk)
+                        && lx.surnames.iter().any(|x| w.starts_with(x.as_str()))
+                    {
+                        spoken_names.push((w.clone(), false));
+                    }
+                    add_kw(w, &mut b);
+                }
+            }
             for f in &r.facts {
                 for g in &f.triggers {
                     for w in g {
-                        // Officials are asked about by name, typed by sound too.
-                        let n = w.chars().count();
-                        if f.topic == "people"
-                            && (2..=4).contains(&n)
-                            && w.chars().all(is_cjk)
-                            && lx.surnames.iter().any(|s| w.starts_with(s.as_str()))
-                        {
-                            spoken_names.push((w.clone(), false));
-                        }
                         add_kw(w, &mut b);
                     }
                 }
@@ -414,7 +525,7 @@ impl Index {
             .build(&b.patterns)
             .expect("patterns are plain strings; building cannot fail below the size limit");
 
-        let mut syllables: HashMap<&'static str, u16> = HashMap::new();
+        let mut syllables: HashMap<String, u16> = HashMap::new();
         let mut spoken = Vec::new();
         for (name, slips_ok) in spoken_names {
             let Some(&pattern) = pattern_for(&name).and_then(|p| b.by_text.get(&p)) else {
@@ -448,6 +559,7 @@ impl Index {
             }
         }
         Index {
+            verify_lead: lx.verify_lead.iter().map(|w| w.to_lowercase()).collect(),
             starts,
             automaton,
             compact,
@@ -511,7 +623,10 @@ impl Index {
     }
 
     pub fn keyword_id(&self, word: &str) -> Option<u32> {
-        let p = pattern_for(word)?;
+        let p = match word.strip_prefix('@') {
+            Some(_) => word.to_string(),
+            None => pattern_for(word)?,
+        };
         self.keywords.iter().position(|k| *k == p).map(|i| i as u32)
     }
 
@@ -625,7 +740,7 @@ impl Index {
         let mut r = Readings::default();
         if let Some(multi) = c.to_pinyin_multi() {
             for p in multi {
-                if let Some(id) = self.syllables.get(p.plain())
+                if let Some(id) = self.syllables.get(&fuzzy_syllable(p.plain()))
                     && (r.len as usize) < r.ids.len()
                     && !r.ids[..r.len as usize].contains(id)
                 {
@@ -638,12 +753,14 @@ impl Index {
     }
 }
 
-fn readings_of(c: char, table: &mut HashMap<&'static str, u16>) -> Readings {
+/// Readings of a data character, interning syllables as they come. Sounds
+/// Zhejiang speakers confuse (in/ing, z/zh, n/l …) share one syllable.
+fn readings_of(c: char, table: &mut HashMap<String, u16>) -> Readings {
     let mut r = Readings::default();
     if let Some(multi) = c.to_pinyin_multi() {
         for p in multi {
             let next = table.len() as u16;
-            let id = *table.entry(p.plain()).or_insert(next);
+            let id = *table.entry(fuzzy_syllable(p.plain())).or_insert(next);
             if (r.len as usize) < r.ids.len() && !r.ids[..r.len as usize].contains(&id) {
                 r.ids[r.len as usize] = id;
                 r.len += 1;

@@ -1,18 +1,36 @@
-//! The answering engine: a message in, a structured [`Answer`] out.
+//! The answering engine: a message in, a structured [`Answer`] out. It knows
+//! nothing of Telegram and nothing of rendering.
 //!
-//! `normalize` → `understand` (words, entities, leftovers) → `decide` (intent,
-//! with the conversation [`Context`]) → [`Reply`]. It knows nothing of Telegram.
+//! - [`normalize`]: the canonical text (NFKC, simplified, case, punctuation);
+//! - [`index`]: every known word in one Aho–Corasick automaton, pinyin readings
+//!   for names typed by sound; [`similar`]: names close to what was typed;
+//! - `understand`: the words, names, numbers and leftovers of one clause;
+//! - `clauses`: a message split into the questions it asks;
+//! - `resolve`: a clause (with the conversation so far) read into a [`Query`]:
+//!   an operator, what it is about, constraints, a claimed value;
+//! - `exec`: one small function per operator, run against the knowledge;
+//! - [`Answer`]: verdict, notices and a [`Reply`], for renderers to word.
 
+mod answer;
+mod claims;
+mod clauses;
+mod commands;
 mod context;
-mod decide;
+mod exec;
 pub mod index;
 pub mod normalize;
-mod reply;
+mod query;
+mod resolve;
+pub mod similar;
 mod understand;
 
+pub use answer::{
+    Answer, CompareOutcome, Counted, EntityWins, Intent, Lang, Notice, PrizeFilter, PrizeWinners,
+    RankBy, RankRow, Reply,
+};
 pub use context::{Context, ContextLimits, Turn};
 pub use index::{Entity, EntityId, EntityKind};
-pub use reply::{Answer, EntityWins, Intent, Lang, PrizeFilter, PrizeWinners, Reply};
+pub use query::{About, Op, Query};
 pub use understand::Parsed;
 
 use crate::knowledge::{DataError, Knowledge};
@@ -51,6 +69,14 @@ impl Trigger {
     }
 }
 
+/// A subject of a report, compiled: the keyword ids of its words and the
+/// virtual id that context adds when a follow-up leaves it out.
+#[derive(Debug, Clone)]
+struct SubjectWords {
+    words: Vec<u32>,
+    virtual_id: Option<u32>,
+}
+
 /// The engine. Build it once; it is `Send + Sync` and cheap to share.
 #[derive(Debug)]
 pub struct Engine {
@@ -60,36 +86,51 @@ pub struct Engine {
     facts: Vec<Vec<Trigger>>,
     /// Per report, per case.
     cases: Vec<Vec<Trigger>>,
+    /// Per report, per subject.
+    subjects: Vec<Vec<SubjectWords>>,
     /// Topic id → keyword ids (merged over reports).
     topics: Vec<(String, Vec<u32>)>,
-    /// Per report, per fact: keywords naming the people its answer mentions.
-    fact_people: Vec<Vec<Vec<u32>>>,
+    /// Per report, per fact: subjects (people) its answer names.
+    fact_people: Vec<Vec<Vec<usize>>>,
     /// Per keyword: contains a scam-topic keyword (快递 in 快递公司).
     topical: Vec<bool>,
+    /// Virtual keyword ids of the lexicon's `@when` and `@where`.
+    when_id: Option<u32>,
+    where_id: Option<u32>,
+    /// People and teams prepared for similarity lookup.
+    similar: similar::Names,
     limits: ContextLimits,
-}
-
-/// A plain-text answer, as `reportbot ask` prints it.
-#[derive(Debug, Clone)]
-pub struct Answered {
-    pub text: String,
-    pub intent: &'static str,
-    pub answer: Answer,
 }
 
 impl Engine {
     pub fn new(knowledge: Arc<Knowledge>) -> Self {
         let index = Index::build(&knowledge);
-        let compile = |groups: &Vec<Vec<String>>| Trigger {
+        let lx = &knowledge.lexicon;
+        // `@name` expands to the words it stands for, plus its virtual id.
+        let expand = |report: &crate::knowledge::Report, w: &str| -> Vec<u32> {
+            let Some(name) = w.strip_prefix('@') else {
+                return index.keyword_id(w).into_iter().collect();
+            };
+            let words: Vec<&String> = match report.subjects.iter().find(|s| s.id == name) {
+                Some(s) => s.words.iter().collect(),
+                None => lx.asks.get(name).into_iter().flatten().collect(),
+            };
+            words
+                .into_iter()
+                .filter_map(|w| index.keyword_id(w))
+                .chain(index.keyword_id(w))
+                .collect()
+        };
+        let compile = |report: &crate::knowledge::Report, groups: &Vec<Vec<String>>| Trigger {
             groups: groups
                 .iter()
-                .map(|g| g.iter().filter_map(|w| index.keyword_id(w)).collect())
+                .map(|g| g.iter().flat_map(|w| expand(report, w)).collect())
                 .collect(),
         };
         let facts = knowledge
             .reports
             .iter()
-            .map(|r| r.facts.iter().map(|f| compile(&f.triggers)).collect())
+            .map(|r| r.facts.iter().map(|f| compile(r, &f.triggers)).collect())
             .collect();
         let cases = knowledge
             .reports
@@ -98,7 +139,20 @@ impl Engine {
                 r.antifraud
                     .cases
                     .iter()
-                    .map(|c| compile(&c.triggers))
+                    .map(|c| compile(r, &c.triggers))
+                    .collect()
+            })
+            .collect();
+        let subjects = knowledge
+            .reports
+            .iter()
+            .map(|r| {
+                r.subjects
+                    .iter()
+                    .map(|s| SubjectWords {
+                        words: s.words.iter().filter_map(|w| index.keyword_id(w)).collect(),
+                        virtual_id: index.keyword_id(&format!("@{}", s.id)),
+                    })
                     .collect()
             })
             .collect();
@@ -116,24 +170,6 @@ impl Engine {
                 }
             }
         }
-        // Names of officials (trigger words of "people" facts that read as names).
-        let lx = &knowledge.lexicon;
-        let mut people: Vec<(String, u32)> = Vec::new();
-        for r in &knowledge.reports {
-            for f in r.facts.iter().filter(|f| f.topic == "people") {
-                for w in f.triggers.iter().flatten() {
-                    let n = w.chars().count();
-                    if (2..=4).contains(&n)
-                        && w.chars().all(normalize::is_cjk)
-                        && lx.surnames.iter().any(|s| w.starts_with(s.as_str()))
-                        && let Some(id) = index.keyword_id(w)
-                        && !people.iter().any(|(_, k)| *k == id)
-                    {
-                        people.push((w.clone(), id));
-                    }
-                }
-            }
-        }
         let fact_people = knowledge
             .reports
             .iter()
@@ -141,10 +177,11 @@ impl Engine {
                 r.facts
                     .iter()
                     .map(|f| {
-                        people
+                        r.subjects
                             .iter()
-                            .filter(|(w, _)| f.answer_zh.contains(w.as_str()))
-                            .map(|(_, k)| *k)
+                            .enumerate()
+                            .filter(|(_, s)| s.person && f.answer_zh.contains(s.name_zh.as_str()))
+                            .map(|(i, _)| i)
                             .collect()
                     })
                     .collect()
@@ -164,11 +201,15 @@ impl Engine {
             .map(|k| topic_words.iter().any(|t| k.contains(t.as_str())))
             .collect();
         Engine {
+            similar: similar::Names::build(&index, &knowledge),
+            when_id: index.keyword_id("@when"),
+            where_id: index.keyword_id("@where"),
             topical,
             knowledge,
             index,
             facts,
             cases,
+            subjects,
             topics,
             fact_people,
             limits: ContextLimits::default(),
@@ -206,25 +247,10 @@ impl Engine {
         self.index.entities.iter().position(|e| e.key() == key)
     }
 
-    /// One question, no conversation: the plain-text answer.
-    pub fn ask(&self, question: &str) -> Answered {
-        let mut ctx = Context::default();
-        self.converse(&mut ctx, question)
-    }
-
-    /// One turn of a conversation: uses and updates `ctx`.
-    pub fn converse(&self, ctx: &mut Context, question: &str) -> Answered {
-        let answer = self.answer(ctx, question, None, Instant::now());
-        let text = crate::render::plain(self, &answer);
-        Answered {
-            text,
-            intent: answer.intent.as_str(),
-            answer,
-        }
-    }
-
     /// The structured answer to a message. `prefer` is the user's language
     /// (from Telegram); English questions are answered in English regardless.
+    /// A message that asks several questions gets one answer per question
+    /// (the first here, the others in [`Answer::also`]).
     pub fn answer(
         &self,
         ctx: &mut Context,
@@ -232,7 +258,41 @@ impl Engine {
         prefer: Option<Lang>,
         now: Instant,
     ) -> Answer {
-        let parsed = understand::parse(&self.index, message);
+        let clauses = clauses::split(&self.index, message);
+        let mut answers: Vec<Answer> = Vec::with_capacity(clauses.len());
+        for (text, parsed) in &clauses {
+            let answer = self.answer_clause(ctx, text, parsed, prefer, now);
+            // Two clauses that come to the same answer ("戚迎是哪个单位的,得了什么奖"):
+            // say it once.
+            if answers
+                .iter()
+                .any(|a| a.reply == answer.reply && a.verdict == answer.verdict)
+            {
+                continue;
+            }
+            answers.push(answer);
+        }
+        // A clause that asks nothing answerable ("hi", "我爸八十了") says
+        // nothing when another one does.
+        if answers.len() > 1 {
+            answers.retain(|a| !matches!(a.intent, Intent::Fallback | Intent::Start));
+        }
+        let mut answers = answers.into_iter();
+        let mut first = answers
+            .next()
+            .unwrap_or_else(|| Answer::new(Reply::Fallback, Intent::Fallback, Lang::Zh));
+        first.also.extend(answers);
+        first
+    }
+
+    fn answer_clause(
+        &self,
+        ctx: &mut Context,
+        message: &str,
+        parsed: &Parsed,
+        prefer: Option<Lang>,
+        now: Instant,
+    ) -> Answer {
         // A bare command ("/help") says nothing about the language: the user's.
         let command = message.trim_start().starts_with(['/', '／']);
         let lang =
@@ -242,22 +302,26 @@ impl Engine {
                 prefer.unwrap_or(Lang::Zh)
             };
         let previous = ctx.current(now, self.limits).cloned();
-        let (reply, intent, turn) = self.decide(message, &parsed, previous.as_ref(), now);
+        let decision = self.decide(message, parsed, previous.as_ref(), now);
         // An off-topic message or an unknown name leaves the context as it
         // was: "二等奖呢" after a detour still means the last prize.
-        if let Some(mut t) = turn {
+        if let Some(mut t) = decision.turn {
             // Contexts live long and there may be 100,000 of them: keep them tight.
             t.shown.truncate(16);
-            t.entities.shrink_to_fit();
             t.shown.shrink_to_fit();
             t.alternatives.shrink_to_fit();
-            t.keywords.shrink_to_fit();
+            t.people.shrink_to_fit();
+            t.query.words.truncate(24);
+            t.query.words.shrink_to_fit();
             ctx.last = Some(Box::new(t));
         }
         Answer {
-            reply,
-            intent,
+            reply: decision.reply,
+            intent: decision.intent,
             lang,
+            verdict: decision.verdict,
+            notices: decision.notices,
+            also: Vec::new(),
         }
     }
 
@@ -269,12 +333,13 @@ impl Engine {
         lang: Lang,
         now: Instant,
     ) -> Answer {
-        let (reply, intent, turn) = self.won(&[id], None, None, now, 0);
-        ctx.last = turn.map(Box::new);
+        let query = Query::new(Op::Lookup, About::Entities(vec![id]), 0);
+        let decision = self.run(query, now);
+        ctx.last = decision.turn.map(Box::new);
         Answer {
-            reply,
-            intent,
-            lang,
+            verdict: None,
+            notices: Vec::new(),
+            ..Answer::new(decision.reply, decision.intent, lang)
         }
     }
 
@@ -286,20 +351,80 @@ impl Engine {
         } else {
             Intent::WhoWon
         };
-        Answer {
-            reply,
-            intent,
-            lang,
-        }
+        Answer::new(reply, intent, lang)
     }
 
     /// Tips of a topic (for the topic buttons).
     pub fn answer_tips(&self, topic: Option<&str>, lang: Lang) -> Answer {
-        Answer {
-            reply: self.tips(topic),
-            intent: Intent::Tips,
-            lang,
+        Answer::new(self.tips(topic, false), Intent::Tips, lang)
+    }
+
+    /// How a message is read: each clause's words and the query it becomes
+    /// (for `reportbot ask --explain`; the wording is for developers).
+    pub fn explain(&self, message: &str) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mut ctx = Context::default();
+        let now = Instant::now();
+        for (text, p) in clauses::split(&self.index, message) {
+            let names: Vec<String> = p
+                .mentions
+                .iter()
+                .map(|m| {
+                    let ids: Vec<&str> = m
+                        .ids
+                        .iter()
+                        .map(|i| self.index.entities[*i].name.as_str())
+                        .collect();
+                    format!(
+                        "{}→{}{}",
+                        m.typed,
+                        ids.join("|"),
+                        if m.corrected { " (by sound)" } else { "" }
+                    )
+                })
+                .collect();
+            let words: Vec<&str> = p
+                .keywords
+                .iter()
+                .map(|(k, _)| self.index.keywords[*k as usize].trim())
+                .collect();
+            let _ = writeln!(out, "clause: {text}");
+            let _ = writeln!(out, "  cues: {:?}", p.cues());
+            let _ = writeln!(
+                out,
+                "  names: {names:?}; unknown: {:?}; unknown prize: {:?}",
+                p.unknown_name, p.unknown_prize
+            );
+            let _ = writeln!(
+                out,
+                "  prize words: {:?} {:?} {:?}",
+                p.groups, p.kinds, p.levels
+            );
+            let _ = writeln!(out, "  fact words: {words:?}");
+            let _ = writeln!(
+                out,
+                "  values: years {:?} dates {:?} numbers {:?} places {:?} units {:?}",
+                p.years, p.dates, p.quantities, p.places, p.units
+            );
+            let previous = ctx.current(now, self.limits).cloned();
+            let d = self.decide(&text, &p, previous.as_ref(), now);
+            let _ = writeln!(
+                out,
+                "  intent: {}; verdict: {:?}",
+                d.intent.as_str(),
+                d.verdict
+            );
+            if let Some(t) = d.turn {
+                let _ = writeln!(
+                    out,
+                    "  query: {:?} {:?} {:?} claims {:?} counted {:?}",
+                    t.query.op, t.query.about, t.query.filter, t.query.claims, t.query.counted
+                );
+                ctx.last = Some(Box::new(t));
+            }
         }
+        out
     }
 
     /// Parse without deciding (for diagnostics and tests).

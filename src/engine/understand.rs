@@ -1,6 +1,8 @@
 //! Understanding one message: which known words it contains, which entities it
 //! names (exactly, by alias, or by a homophone), and what is left over.
 
+use super::answer::Counted;
+use super::claims::{self, DateValue, Quantity};
 use super::index::{Cue, EntityId, Hit, Index, Sense};
 use super::normalize::{is_cjk, normalize};
 use crate::knowledge::{Group, Kind, Level};
@@ -26,7 +28,8 @@ pub struct Parsed {
     pub groups: Vec<Group>,
     pub kinds: Vec<Kind>,
     pub mentions: Vec<Mention>,
-    cues: [bool; Cue::COUNT],
+    /// One bit per [`Cue`].
+    cues: u64,
     /// Matched trigger keywords with the length (in chars) of each match.
     pub keywords: Vec<(u32, usize)>,
     /// A name-like stretch no known word explains (an unknown person or bank).
@@ -37,11 +40,21 @@ pub struct Parsed {
     pub choice: Option<usize>,
     /// Chinese characters that are not part of a named entity.
     pub cjk_outside_mentions: usize,
+    /// Place names (claims such as "决赛在宁波吗").
+    pub places: Vec<String>,
+    /// What a "how many" question counts, by the nouns it uses.
+    pub units: Vec<Counted>,
+    /// Four-digit years ("2020年的一等奖").
+    pub years: Vec<u16>,
+    pub dates: Vec<DateValue>,
+    pub quantities: Vec<Quantity>,
+    /// "金奖", "特等奖": a prize word the report does not have.
+    pub unknown_prize: Option<String>,
 }
 
 impl Parsed {
     pub fn cue(&self, c: Cue) -> bool {
-        self.cues[c as usize]
+        self.cues & (1 << c as u32) != 0
     }
     pub fn keyword(&self, id: u32) -> Option<usize> {
         self.keywords
@@ -64,6 +77,29 @@ impl Parsed {
     /// Only punctuation, emoji or nothing.
     pub fn is_empty(&self) -> bool {
         self.text.trim().is_empty()
+    }
+    /// Asks something of its own (a question word, a yes/no or "呢"): a
+    /// clause that can stand as a question.
+    pub fn has_focus(&self) -> bool {
+        self.cue(Cue::Interrogative)
+            || self.cue(Cue::Verify)
+            || self.cue(Cue::Followup)
+            || self.cue(Cue::Count)
+            || self.cue(Cue::Identity)
+    }
+    /// The cue words found, by kind (for `ask --explain`).
+    pub fn cues(&self) -> Vec<Cue> {
+        Cue::ALL.into_iter().filter(|c| self.cue(*c)).collect()
+    }
+    /// Only keywords (to score facts by a query's remembered words).
+    pub(super) fn with_keywords(keywords: Vec<(u32, usize)>) -> Self {
+        Parsed {
+            keywords,
+            ..Parsed::default()
+        }
+    }
+    pub(super) fn set_cue(&mut self, c: Cue) {
+        self.cues |= 1 << c as u32;
     }
 }
 
@@ -102,22 +138,63 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             let weak = senses.iter().all(|s| {
                 matches!(
                     s,
-                    Sense::Entity { .. } | Sense::Group(_) | Sense::Keyword(_)
+                    Sense::Entity { .. }
+                        | Sense::Group(_)
+                        | Sense::Keyword(_)
+                        | Sense::Place
+                        | Sense::Unit(_)
                 )
             });
             let name_like = senses
                 .iter()
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
+            let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
+            let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
             !hits.iter().any(|g| {
-                contains(g, h)
-                    && ((weak && is_entity(g))
-                        || name_like
-                        // "他" in "其他的呢", "不是" in "是不是": part of the longer cue.
-                        || (cue_only(h) && cue_only(g)))
+                if !contains(g, h) {
+                    return false;
+                }
+                let outer = index.senses(g);
+                // A name or prize word inside a longer name, prize word or
+                // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
+                // inside a question word it still counts (银行 in 哪家银行).
+                let names_it = outer.iter().any(|s| {
+                    matches!(
+                        s,
+                        Sense::Entity { .. }
+                            | Sense::Group(_)
+                            | Sense::Level(_)
+                            | Sense::Kind(_)
+                            | Sense::Keyword(_)
+                    )
+                });
+                (weak && is_entity(g))
+                    || (name_like && names_it)
+                    || unit_only
+                    // "个人" in "几个人" or "这个人" is no individual prize.
+                    || (kind_only
+                        && outer
+                            .iter()
+                            .any(|s| matches!(s, Sense::Cue(_) | Sense::Unit(_))))
             })
         })
         .collect();
 
+    // A cue word inside a longer cue word is part of it ("几个" in "哪几个"):
+    // it keeps its other meanings (a fact keyword) but not its cue.
+    // Filler words (哪个, 几个队) shadow nothing, and a question word stays
+    // one inside any word ("哪" in "哪个").
+    let filler_only = |h: &Hit| {
+        index
+            .senses(h)
+            .iter()
+            .all(|s| matches!(s, Sense::Cue(Cue::Filler)))
+    };
+    let cue_shadowed = |h: &Hit| {
+        hits.iter()
+            .any(|g| contains(g, h) && cue_only(g) && !filler_only(g))
+    };
+    let inside_longer = |h: &Hit| hits.iter().any(|g| contains(g, h) && !filler_only(g));
     let mut covered = vec![false; text.len()];
     let mut name_parts = vec![false; text.len()];
     // Covered by something other than filler words (有, 是, 的 …), which also
@@ -125,6 +202,21 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     let mut solid = vec![false; text.len()];
     for h in &kept {
         let senses = index.senses(h);
+        // Places and counted nouns say nothing about names: 宁波 in 宁波银行
+        // stays part of an unknown name.
+        let claims_only = senses
+            .iter()
+            .all(|s| matches!(s, Sense::Place | Sense::Unit(_)));
+        if claims_only {
+            for s in senses {
+                match *s {
+                    Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
+                    Sense::Unit(u) => push_unique(&mut p.units, u),
+                    _ => {}
+                }
+            }
+            continue;
+        }
         let filler_only = senses.iter().all(|s| matches!(s, Sense::Cue(Cue::Filler)));
         if !filler_only {
             solid[h.start..h.end].fill(true);
@@ -146,7 +238,11 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Level(l) => push_unique(&mut p.levels, l),
                 Sense::Group(g) => push_unique(&mut p.groups, g),
                 Sense::Kind(k) => push_unique(&mut p.kinds, k),
-                Sense::Cue(c) => p.cues[c as usize] = true,
+                Sense::Cue(c) => {
+                    if c == Cue::Interrogative || !cue_shadowed(h) {
+                        p.set_cue(c);
+                    }
+                }
                 Sense::Keyword(k) => {
                     // Everyday words count for little when ranking facts.
                     let len = if index.generic_keywords[k as usize] {
@@ -159,7 +255,10 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         None => p.keywords.push((k, len)),
                     }
                 }
-                Sense::Entity { .. } => {}
+                Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
+                // "奖" in "获奖" counts no awards.
+                Sense::Unit(u) if !inside_longer(h) => push_unique(&mut p.units, u),
+                Sense::Unit(_) | Sense::Entity { .. } => {}
             }
         }
     }
@@ -237,12 +336,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         Sense::Level(l) => push_unique(&mut p.levels, l),
                         Sense::Group(g) => push_unique(&mut p.groups, g),
                         Sense::Kind(k) => push_unique(&mut p.kinds, k),
-                        Sense::Cue(c) => p.cues[c as usize] = true,
+                        Sense::Cue(c) => p.set_cue(c),
                         Sense::Keyword(k) => {
                             if !p.keywords.iter().any(|(id, _)| *id == k) {
                                 p.keywords.push((k, best.typed.chars().count()));
                             }
                         }
+                        Sense::Place | Sense::Unit(_) => {}
                     }
                 }
             }
@@ -319,8 +419,40 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     {
         p.choice = Some(n);
     }
+    // "Is …", "Did …": an English yes/no question.
+    let first = trimmed.split(' ').next().unwrap_or("");
+    if index.verify_lead.iter().any(|w| w == first) {
+        p.set_cue(Cue::Verify);
+    }
+    p.unknown_prize = unknown_prize(&text, &covered);
+    p.years = claims::years(&text);
+    if text.bytes().any(|b| b.is_ascii_digit())
+        || text.contains(['十', '两', '四', '五', '六', '七', '八', '九'])
+    {
+        p.dates = claims::dates(&text).into_iter().map(|d| d.0).collect();
+        p.quantities = claims::quantities(&text);
+    }
     p.text = text;
     p
+}
+
+/// A prize word the vocabulary does not know: one to four unexplained
+/// characters right before 奖 ("金奖", "特等奖", "最佳创意奖").
+fn unknown_prize(text: &str, covered: &[bool]) -> Option<String> {
+    for (at, _) in text.match_indices('奖') {
+        let mut start = at;
+        for (i, c) in text[..at].char_indices().rev() {
+            if !is_cjk(c) || covered[i] {
+                break;
+            }
+            start = i;
+        }
+        let n = text[start..at].chars().count();
+        if (1..=4).contains(&n) {
+            return Some(text[start..at + '奖'.len_utf8()].to_string());
+        }
+    }
+    None
 }
 
 /// Byte spans of the message's units: each CJK character, each ASCII word.

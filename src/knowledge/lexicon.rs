@@ -15,6 +15,15 @@ pub struct Lexicon {
     pub groups: BTreeMap<Group, Vec<String>>,
     pub kinds: BTreeMap<Kind, Vec<String>>,
     pub cues: Cues,
+    /// English words that open a yes/no question ("Is …", "Did …").
+    pub verify_lead: Vec<String>,
+    /// Generic words for what a question asks (`when`, `where`), which fact
+    /// triggers use as `@when` / `@where`.
+    pub asks: BTreeMap<String, Vec<String>>,
+    /// Place names a question may claim ("决赛在宁波吗").
+    pub places: Vec<String>,
+    /// Nouns that say what a "how many" question counts.
+    pub count_units: CountUnits,
     /// Common family names: a short unknown word starting with one reads as a person.
     pub surnames: Vec<String>,
     /// Endings that make an unknown word read as a team or institution name.
@@ -59,4 +68,39 @@ pub struct Cues {
     pub reports: Vec<String>,
     /// Asks which institutions won most ("哪个单位获奖最多").
     pub ranking: Vec<String>,
+    /// A yes/no question ("吗", "是不是", "有没有").
+    pub verify: Vec<String>,
+    /// A "how many" question ("几个", "多少", "一共").
+    pub count: Vec<String>,
+    /// Two names compared ("谁的奖更好", "谁获奖多").
+    pub compare: Vec<String>,
+    /// Asks which institutions ("哪几家银行", "which insurers").
+    pub list_institutions: Vec<String>,
+    /// "同单位还有谁": the last person's institution.
+    pub same_institution: Vec<String>,
+    /// "同等级还有谁": the last person's prize.
+    pub same_prize: Vec<String>,
+    /// After the fact ("已经被骗了怎么办"), not prevention.
+    pub after_scam: Vec<String>,
+    /// Pronouns for one person, several names, a team, an institution.
+    pub pronoun_person: Vec<String>,
+    pub pronoun_plural: Vec<String>,
+    pub pronoun_team: Vec<String>,
+    pub pronoun_institution: Vec<String>,
+    /// A ranking or comparison by the best prize ("成绩最好", "谁的奖高").
+    pub rank_level: Vec<String>,
+    /// … by the number of awards ("最多", "谁获奖多").
+    pub rank_count: Vec<String>,
+    /// Question words: a clause with one asks something of its own.
+    pub interrogative: Vec<String>,
+}
+
+/// Words for what is counted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountUnits {
+    pub institutions: Vec<String>,
+    pub people: Vec<String>,
+    pub teams: Vec<String>,
+    pub awards: Vec<String>,
 }

@@ -1,6 +1,9 @@
 //! Reading a data directory (or the built-in copy) and checking it.
 
-use super::{AntiFraud, Award, Fact, Institution, Knowledge, Lexicon, Report, ReportMeta};
+use super::{
+    AntiFraud, Award, Fact, Institution, Knowledge, Lexicon, Report, ReportMeta, ReportTexts,
+    Subject,
+};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -92,12 +95,29 @@ fn element_line(text: &str, index: usize) -> usize {
     line
 }
 
-const BUILTIN_REPORTS: &[(&str, &str, &str, &str, &str)] = &[(
+/// The texts of one report directory.
+struct ReportFiles<'a> {
+    awards: &'a str,
+    facts: Option<&'a str>,
+    subjects: Option<&'a str>,
+    antifraud: Option<&'a str>,
+    texts: Option<&'a str>,
+}
+
+const BUILTIN_REPORTS: &[(&str, &str, ReportFiles<'static>)] = &[(
     "2022-zhejiang",
     include_str!("../../data/reports/2022-zhejiang/report.json"),
-    include_str!("../../data/reports/2022-zhejiang/awards.json"),
-    include_str!("../../data/reports/2022-zhejiang/facts.json"),
-    include_str!("../../data/reports/2022-zhejiang/antifraud.json"),
+    ReportFiles {
+        awards: include_str!("../../data/reports/2022-zhejiang/awards.json"),
+        facts: Some(include_str!("../../data/reports/2022-zhejiang/facts.json")),
+        subjects: Some(include_str!(
+            "../../data/reports/2022-zhejiang/subjects.json"
+        )),
+        antifraud: Some(include_str!(
+            "../../data/reports/2022-zhejiang/antifraud.json"
+        )),
+        texts: Some(include_str!("../../data/reports/2022-zhejiang/texts.json")),
+    },
 )];
 const BUILTIN_SOURCES: &[(&str, &str)] = &[(
     "2022-11-zhejiang-banking-insurance-news.txt",
@@ -110,7 +130,7 @@ const BUILTIN_TEAM_ALIASES: &str = include_str!("../../data/team_aliases.json");
 pub(super) fn builtin() -> Result<Knowledge, DataError> {
     let root = Path::new("<built-in data>");
     let mut reports = Vec::new();
-    for (id, meta, awards, facts, antifraud) in BUILTIN_REPORTS {
+    for (id, meta, files) in BUILTIN_REPORTS {
         let dir = root.join("reports").join(id);
         let meta: ReportMeta = parse(&dir.join("report.json"), meta)?;
         let source = BUILTIN_SOURCES
@@ -124,14 +144,7 @@ pub(super) fn builtin() -> Result<Knowledge, DataError> {
                     format!("no built-in source named {}", meta.source),
                 )
             })?;
-        reports.push(build_report(
-            &dir,
-            meta,
-            source,
-            awards,
-            Some(facts),
-            Some(antifraud),
-        )?);
+        reports.push(build_report(&dir, meta, source, files)?);
     }
     finish(
         root,
@@ -176,15 +189,17 @@ pub(super) fn from_dir(root: &Path) -> Result<Knowledge, DataError> {
         let source = read(&root.join("sources").join(&meta.source))?;
         let awards = read(&dir.join("awards.json"))?;
         let facts = read_optional(&dir.join("facts.json"))?;
+        let subjects = read_optional(&dir.join("subjects.json"))?;
         let antifraud = read_optional(&dir.join("antifraud.json"))?;
-        reports.push(build_report(
-            &dir,
-            meta,
-            source,
-            &awards,
-            facts.as_deref(),
-            antifraud.as_deref(),
-        )?);
+        let texts = read_optional(&dir.join("texts.json"))?;
+        let files = ReportFiles {
+            awards: &awards,
+            facts: facts.as_deref(),
+            subjects: subjects.as_deref(),
+            antifraud: antifraud.as_deref(),
+            texts: texts.as_deref(),
+        };
+        reports.push(build_report(&dir, meta, source, &files)?);
     }
     // Vocabulary and aliases fall back to the built-in ones, so a directory
     // made by `reportbot import` only needs its reports.
@@ -213,19 +228,28 @@ fn build_report(
     dir: &Path,
     meta: ReportMeta,
     source_text: String,
-    awards_text: &str,
-    facts_text: Option<&str>,
-    antifraud_text: Option<&str>,
+    files: &ReportFiles,
 ) -> Result<Report, DataError> {
     let awards_path = dir.join("awards.json");
     let facts_path = dir.join("facts.json");
+    let subjects_path = dir.join("subjects.json");
     let antifraud_path = dir.join("antifraud.json");
+    let awards_text = files.awards;
+    let facts_text = files.facts;
     let awards: Vec<Award> = parse(&awards_path, awards_text)?;
     let facts: Vec<Fact> = match facts_text {
         Some(t) => parse(&facts_path, t)?,
         None => Vec::new(),
     };
-    let antifraud: AntiFraud = match antifraud_text {
+    let subjects: Vec<Subject> = match files.subjects {
+        Some(t) => parse(&subjects_path, t)?,
+        None => Vec::new(),
+    };
+    let texts: ReportTexts = match files.texts {
+        Some(t) => parse(&dir.join("texts.json"), t)?,
+        None => ReportTexts::default(),
+    };
+    let antifraud: AntiFraud = match files.antifraud {
         Some(t) => parse(&antifraud_path, t)?,
         None => AntiFraud::default(),
     };
@@ -241,12 +265,26 @@ fn build_report(
         ));
     }
     check_awards(&awards_path, awards_text, &awards, &source_text)?;
-    check_facts(&facts_path, facts_text.unwrap_or(""), &facts, &source_text)?;
     check_antifraud(&antifraud_path, &antifraud, &source_text)?;
+    check_subjects(
+        &subjects_path,
+        files.subjects.unwrap_or(""),
+        &subjects,
+        &antifraud,
+    )?;
+    check_facts(
+        &facts_path,
+        facts_text.unwrap_or(""),
+        &facts,
+        &subjects,
+        &source_text,
+    )?;
     Ok(Report {
         meta,
         awards,
         facts,
+        subjects,
+        texts,
         antifraud,
         source_text,
     })
@@ -343,12 +381,72 @@ fn check_evidence(
     Ok(())
 }
 
-fn check_facts(path: &Path, text: &str, facts: &[Fact], source: &str) -> Result<(), DataError> {
+fn check_subjects(
+    path: &Path,
+    text: &str,
+    subjects: &[Subject],
+    antifraud: &AntiFraud,
+) -> Result<(), DataError> {
+    let mut ids = HashSet::new();
+    for (i, s) in subjects.iter().enumerate() {
+        let place = format!("line {} (subject {:?})", element_line(text, i), s.id);
+        if s.id.is_empty() || !ids.insert(s.id.as_str()) {
+            return Err(invalid(path, place, "empty or duplicate id"));
+        }
+        if s.words.iter().all(|w| w.trim().is_empty()) {
+            return Err(invalid(
+                path,
+                format!("{place} field `words`"),
+                "needs a word",
+            ));
+        }
+        if let Some(case) = &s.case
+            && !antifraud.cases.iter().any(|c| &c.id == case)
+        {
+            return Err(invalid(
+                path,
+                format!("{place} field `case`"),
+                format!("no case {case:?} in antifraud.json"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Trigger references a fact may use besides subject ids (the lexicon's
+/// `asks` lists).
+pub(crate) const ASK_REFERENCES: &[&str] = &["when", "where"];
+
+fn check_facts(
+    path: &Path,
+    text: &str,
+    facts: &[Fact],
+    subjects: &[Subject],
+    source: &str,
+) -> Result<(), DataError> {
     let mut ids = HashSet::new();
     for (i, f) in facts.iter().enumerate() {
         let place = format!("line {} (fact {:?})", element_line(text, i), f.id);
         if !ids.insert(f.id.as_str()) {
             return Err(invalid(path, place, "duplicate id"));
+        }
+        if !subjects.iter().any(|s| s.id == f.subject) {
+            return Err(invalid(
+                path,
+                format!("{place} field `subject`"),
+                format!("no subject {:?} in subjects.json", f.subject),
+            ));
+        }
+        let unknown = f.triggers.iter().flatten().find_map(|w| {
+            let r = w.strip_prefix('@')?;
+            (!subjects.iter().any(|s| s.id == r) && !ASK_REFERENCES.contains(&r)).then_some(w)
+        });
+        if let Some(w) = unknown {
+            return Err(invalid(
+                path,
+                format!("{place} field `triggers`"),
+                format!("{w:?} names no subject and no lexicon list"),
+            ));
         }
         if f.triggers.is_empty()
             || f.triggers

@@ -11,6 +11,8 @@
 //! reports/<id>/report.json   the contest: name, year, final date, city
 //! reports/<id>/awards.json   one row per award, with its source line
 //! reports/<id>/facts.json    stated facts, each with verbatim evidence
+//! reports/<id>/subjects.json what the facts are about, and the words for it
+//! reports/<id>/texts.json    how the bot presents it: examples, a summary (optional)
 //! reports/<id>/antifraud.json  scam topics, tips and cases (optional)
 //! ```
 //!
@@ -33,6 +35,10 @@ pub struct Report {
     pub meta: ReportMeta,
     pub awards: Vec<Award>,
     pub facts: Vec<Fact>,
+    /// What the facts are about (subjects.json).
+    pub subjects: Vec<Subject>,
+    /// How the bot presents the report (texts.json).
+    pub texts: ReportTexts,
     pub antifraud: AntiFraud,
     pub source_text: String,
 }

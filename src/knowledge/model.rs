@@ -219,21 +219,105 @@ pub struct ReportMeta {
     pub finalists: Option<u32>,
 }
 
-/// A stated fact with the words that find it and the report text it rests on.
+/// How the bot presents a report: sentences about it that are not facts of
+/// it (texts.json, optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportTexts {
+    /// What kind of text the report is ("浙江金融新闻报道").
+    #[serde(default)]
+    pub kind_zh: Option<String>,
+    #[serde(default)]
+    pub kind_en: Option<String>,
+    /// What questions about it the bot answers (for the welcome message).
+    #[serde(default)]
+    pub covers_zh: Option<String>,
+    #[serde(default)]
+    pub covers_en: Option<String>,
+    /// Example questions shown in the welcome and fallback messages.
+    #[serde(default)]
+    pub examples_zh: Vec<String>,
+    #[serde(default)]
+    pub examples_en: Vec<String>,
+}
+
+/// What kind of value a fact states: the kind of question it answers
+/// (when, where, who, how many …) and how a claimed value is compared with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    Date,
+    Place,
+    Number,
+    Person,
+    Org,
+    List,
+    Text,
+}
+
+/// Something a report states facts about: the contest, the platform, an
+/// official, a case. Questions name it with its `words`; trigger groups of
+/// facts refer to them as `@id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub words: Vec<String>,
+    /// A person (pronouns 他/她 can point at them).
+    #[serde(default)]
+    pub person: bool,
+    /// The anti-fraud case this subject is the story of, if any.
+    #[serde(default)]
+    pub case: Option<String>,
+}
+
+/// A stated fact: one attribute of one subject, with its value(s), the words
+/// that find it and the report text it rests on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fact {
     pub id: String,
-    pub topic: String,
+    /// The [`Subject`] id this fact is about.
+    pub subject: String,
+    /// The kind of value stated (the first of `values` is the main one).
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
     pub question_zh: String,
     pub question_en: String,
-    /// All groups must match; within a group any keyword.
+    /// All groups must match; within a group any keyword. `@subject` stands
+    /// for a subject's words, `@when` / `@where` for the lexicon's.
     pub triggers: Vec<Vec<String>>,
     pub answer_zh: String,
     pub answer_en: String,
     #[serde(default)]
     pub values: Vec<String>,
     pub evidence: Vec<String>,
+    /// The fact is about the winners of these prizes ("个人一等奖获得者"):
+    /// answers name them from the award list.
+    #[serde(default)]
+    pub winners: Option<PrizeRef>,
+}
+
+/// A selection of prizes named in data; unset parts match anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrizeRef {
+    #[serde(default)]
+    pub group: Option<Group>,
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    #[serde(default)]
+    pub level: Option<Level>,
+}
+
+impl PrizeRef {
+    pub fn matches(&self, p: &Prize) -> bool {
+        self.group.is_none_or(|g| p.group == Some(g))
+            && self.kind.is_none_or(|k| p.kind == k)
+            && self.level.is_none_or(|l| p.level == l)
+    }
 }
 
 /// A kind of scam, with the words that name it.
@@ -244,6 +328,12 @@ pub struct Topic {
     pub name_zh: String,
     pub name_en: String,
     pub keywords: Vec<String>,
+    /// What to do once scammed, rather than how to avoid it.
+    #[serde(default)]
+    pub after: bool,
+    /// General advice: asking about it gets an overview of every scam.
+    #[serde(default)]
+    pub overview: bool,
 }
 
 /// One piece of advice, tied to the sentence of the report it is drawn from.
@@ -279,6 +369,11 @@ pub struct Case {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AntiFraud {
+    /// Where the tips come from, said under them.
+    #[serde(default)]
+    pub source_zh: Option<String>,
+    #[serde(default)]
+    pub source_en: Option<String>,
     #[serde(default)]
     pub topics: Vec<Topic>,
     #[serde(default)]

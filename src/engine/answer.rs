@@ -1,5 +1,5 @@
-//! The structured reply: what to say, not how to say it. Renderers turn it into
-//! Telegram HTML or plain text; transports add buttons from it.
+//! The structured answer: what to say, not how to say it. Renderers turn it
+//! into Telegram HTML or plain text; transports add buttons from it.
 
 use super::index::EntityId;
 use crate::knowledge::{Group, Kind, Level, Prize};
@@ -97,10 +97,36 @@ pub enum Reply {
     /// The user wants announcements (the transport makes it durable).
     Subscribe,
     Unsubscribe,
-    /// Institutions by number of awards, most first.
+    /// Institutions by number of awards (or by their best prize), best
+    /// first; `filter` narrows which institutions take part.
     Ranking {
         report: usize,
-        rows: Vec<(String, usize)>,
+        filter: PrizeFilter,
+        by: RankBy,
+        rows: Vec<RankRow>,
+    },
+    /// The institutions that won a prize selection ("哪几家银行得了一等奖").
+    Institutions {
+        report: usize,
+        filter: PrizeFilter,
+        names: Vec<String>,
+    },
+    /// A number first, then what was counted.
+    Count {
+        n: usize,
+        counted: Counted,
+        /// What the number is of, listed after it.
+        list: Box<Reply>,
+    },
+    /// Two or more names side by side; `outcome` says who is ahead.
+    Compare {
+        basis: RankBy,
+        outcome: CompareOutcome,
+        wins: Vec<EntityWins>,
+    },
+    /// The prizes a report has (after "there is no such prize").
+    Prizes {
+        report: usize,
     },
     /// Winners of the prizes a filter selects.
     Winners {
@@ -115,6 +141,9 @@ pub enum Reply {
         corrected: Option<String>,
         /// The entity was named, but won nothing in the selected report(s).
         nothing: Vec<EntityId>,
+        /// Only some of the awards are listed (a prize filter applied):
+        /// totals say "其中".
+        partial: bool,
     },
     Fact {
         report: usize,
@@ -135,16 +164,70 @@ pub enum Reply {
     NotFound {
         name: String,
     },
-    /// Several readings; `options` are entities, and each one's wins are listed.
+    /// Several readings; `options` are entities, and each one's wins are
+    /// listed. `similar`: not a name we know, but close to these ("您是不是要找").
     Ambiguous {
         typed: String,
         options: Vec<EntityId>,
         wins: Vec<EntityWins>,
+        similar: bool,
     },
     /// A follow-up asked for more, and there is no more.
     NoMore,
     /// Off-topic or junk: a short polite answer with example questions.
     Fallback,
+}
+
+/// What a ranking or comparison goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    /// Number of awards.
+    Count,
+    /// The best prize won.
+    Level,
+}
+
+/// One institution in a ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankRow {
+    pub institution: String,
+    pub awards: usize,
+    /// Its best prize within the filter.
+    pub best: Option<Prize>,
+}
+
+/// Who is ahead in a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompareOutcome {
+    /// All the same (same prize, or the same number of awards).
+    Same,
+    /// This entity is ahead of the others.
+    Ahead(EntityId),
+    /// Not comparable (someone won nothing, or different kinds of names).
+    Unranked,
+}
+
+/// What a count counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counted {
+    /// Rows of the award list (each prize awarded).
+    Awards,
+    /// Distinct institutions.
+    Institutions,
+    /// Distinct people.
+    People,
+    /// Distinct teams.
+    Teams,
+}
+
+/// Something said before the answer proper: the premise of the question
+/// was wrong, or the bot read the question in a particular way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The question names a year no loaded report covers.
+    YearNotCovered { asked: u16, covered: Vec<u16> },
+    /// The question names a prize the report does not have.
+    NoSuchPrize { typed: String },
 }
 
 /// What kind of question it was (for logs, tests and `ask --jsonl`).
@@ -166,6 +249,9 @@ pub enum Intent {
     Ambiguous,
     NoMore,
     Fallback,
+    Count,
+    Compare,
+    Rank,
 }
 
 impl Intent {
@@ -187,6 +273,9 @@ impl Intent {
             Intent::Ambiguous => "ambiguous",
             Intent::NoMore => "no_more",
             Intent::Fallback => "fallback",
+            Intent::Count => "count",
+            Intent::Compare => "compare",
+            Intent::Rank => "rank",
         }
     }
 }
@@ -197,4 +286,23 @@ pub struct Answer {
     pub reply: Reply,
     pub intent: Intent,
     pub lang: Lang,
+    /// For a yes/no question: the verdict, said first.
+    pub verdict: Option<bool>,
+    /// Said before the reply (a year or prize that does not exist).
+    pub notices: Vec<Notice>,
+    /// The other questions of the same message, answered in order.
+    pub also: Vec<Answer>,
+}
+
+impl Answer {
+    pub fn new(reply: Reply, intent: Intent, lang: Lang) -> Self {
+        Answer {
+            reply,
+            intent,
+            lang,
+            verdict: None,
+            notices: Vec::new(),
+            also: Vec::new(),
+        }
+    }
 }

@@ -1,0 +1,795 @@
+//! Executing a [`Query`] against the knowledge: one small function per
+//! operator, each returning the structured reply (and for a yes/no question
+//! the verdict). Nothing here reads the question's words again.
+
+use super::Engine;
+use super::answer::{
+    CompareOutcome, Counted, EntityWins, Intent, Notice, PrizeFilter, PrizeWinners, RankBy,
+    RankRow, Reply,
+};
+use super::claims::{self, Claimed};
+use super::context::Turn;
+use super::index::{EntityId, EntityKind};
+use super::query::{About, Op, Query};
+use super::resolve::Decision;
+use super::understand::Parsed;
+use crate::knowledge::{Group, Level, Prize, ValueType};
+use std::time::Instant;
+
+/// What executing a query gave.
+struct Outcome {
+    reply: Reply,
+    intent: Intent,
+    verdict: Option<bool>,
+    /// Entities the reply shows (for pronouns in the next turn).
+    shown: Vec<EntityId>,
+    /// People (subjects) a fact names.
+    people: Vec<usize>,
+}
+
+impl Outcome {
+    fn new(reply: Reply, intent: Intent) -> Self {
+        Outcome {
+            reply,
+            intent,
+            verdict: None,
+            shown: Vec::new(),
+            people: Vec::new(),
+        }
+    }
+}
+
+/// Order of prizes, best first (the 最佳人气奖 is not a rank: last).
+fn level_rank(l: Level) -> u8 {
+    match l {
+        Level::First => 0,
+        Level::Second => 1,
+        Level::Third => 2,
+        Level::Excellence => 3,
+        Level::MostPopular => 4,
+    }
+}
+
+impl Engine {
+    pub(super) fn turn(&self, query: Query, intent: Intent, now: Instant) -> Turn {
+        Turn {
+            at: now,
+            query,
+            intent,
+            shown: Vec::new(),
+            alternatives: Vec::new(),
+            people: Vec::new(),
+            followups: 0,
+        }
+    }
+
+    /// Execute a query; the decision remembers it for follow-ups.
+    pub(super) fn run(&self, q: Query, now: Instant) -> Decision {
+        let out = self.execute(&q);
+        let mut notices = Vec::new();
+        if let Some(asked) = q.asked_year {
+            let is_claim = q
+                .claims
+                .iter()
+                .any(|c| matches!(c, Claimed::Date(d) if d.year == Some(asked)));
+            if !is_claim {
+                notices.push(Notice::YearNotCovered {
+                    asked,
+                    covered: self.knowledge.reports.iter().map(|r| r.meta.year).collect(),
+                });
+            }
+        }
+        let mut turn = self.turn(q, out.intent, now);
+        turn.shown = if out.shown.is_empty() {
+            self.shown_in(&out.reply)
+        } else {
+            out.shown
+        };
+        turn.people = out.people;
+        Decision {
+            reply: out.reply,
+            intent: out.intent,
+            verdict: out.verdict,
+            notices,
+            turn: Some(turn),
+        }
+    }
+
+    fn execute(&self, q: &Query) -> Outcome {
+        match &q.about {
+            About::Entities(ids) => match q.op {
+                Op::Verify => self.verify_entities(q, ids),
+                Op::Count => self.count_entity(q, ids),
+                Op::Compare if ids.len() >= 2 => self.compare(q, ids),
+                _ => self.won(q, ids),
+            },
+            About::Prizes => match q.op {
+                Op::Count => self.count(q),
+                Op::Rank => self.rank(q),
+                Op::Institutions => self.institutions(q),
+                _ => {
+                    let intent = if q.filter.is_empty() {
+                        Intent::Awards
+                    } else {
+                        Intent::WhoWon
+                    };
+                    Outcome::new(self.winners(q.report, q.filter), intent)
+                }
+            },
+            About::Subject(_) | About::Facts => self.fact(q),
+            About::Case(c) => Outcome::new(
+                Reply::Case {
+                    report: q.report,
+                    case: *c,
+                },
+                Intent::Case,
+            ),
+            About::Tips { topic, after } => {
+                Outcome::new(self.tips(topic.as_deref(), *after), Intent::Tips)
+            }
+        }
+    }
+
+    /// People and teams a reply lists.
+    fn shown_in(&self, reply: &Reply) -> Vec<EntityId> {
+        let mut names: Vec<&str> = Vec::new();
+        match reply {
+            Reply::Winners {
+                report, sections, ..
+            } => {
+                for s in sections {
+                    for i in &s.awards {
+                        names.push(&self.knowledge.reports[*report].awards[*i].winner);
+                    }
+                }
+            }
+            Reply::Won { wins, .. }
+            | Reply::Ambiguous { wins, .. }
+            | Reply::Compare { wins, .. } => {
+                for w in wins {
+                    for i in &w.awards {
+                        names.push(&self.knowledge.reports[w.report].awards[*i].winner);
+                    }
+                }
+            }
+            Reply::Count { list, .. } => return self.shown_in(list),
+            _ => {}
+        }
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(id) = self
+                .index
+                .entities
+                .iter()
+                .position(|e| e.kind != EntityKind::Institution && e.name == name)
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    pub(super) fn winners(&self, report: usize, filter: PrizeFilter) -> Reply {
+        let r = &self.knowledge.reports[report];
+        let sections = r
+            .prizes()
+            .into_iter()
+            .filter(|prize| filter.matches(prize))
+            .map(|prize| PrizeWinners {
+                prize,
+                awards: r
+                    .awards
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.prize() == prize)
+                    .map(|(i, _)| i)
+                    .collect(),
+            })
+            .collect();
+        Reply::Winners {
+            report,
+            filter,
+            sections,
+        }
+    }
+
+    /// What one entity won in a report.
+    pub(super) fn wins_of(&self, id: EntityId, report: usize) -> EntityWins {
+        let e = &self.index.entities[id];
+        let r = &self.knowledge.reports[report];
+        let awards = r
+            .awards
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| match e.kind {
+                EntityKind::Institution => a.institution == e.name,
+                _ => a.winner == e.name,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        EntityWins {
+            entity: id,
+            report,
+            awards,
+        }
+    }
+
+    /// How many awards an entity has in a report (all of them).
+    pub fn awards_of(&self, id: EntityId, report: usize) -> usize {
+        self.wins_of(id, report).awards.len()
+    }
+
+    /// The first prize an entity is listed with (for "同等级还有谁").
+    pub(super) fn first_prize_of(&self, id: EntityId, report: usize) -> Option<Prize> {
+        let w = self.wins_of(id, report);
+        let r = &self.knowledge.reports[report];
+        w.awards
+            .iter()
+            .map(|i| r.awards[*i].prize())
+            .min_by_key(|p| level_rank(p.level))
+    }
+
+    /// What entities won: in the report asked about (or the newest that
+    /// names them), or in every report ("历届"); narrowed by the filter when
+    /// that leaves something.
+    fn won(&self, q: &Query, ids: &[EntityId]) -> Outcome {
+        let mut wins = Vec::new();
+        let mut nothing = Vec::new();
+        let mut partial = false;
+        for id in ids {
+            if q.all_years {
+                let found: Vec<EntityWins> = (0..self.knowledge.reports.len())
+                    .map(|r| self.wins_of(*id, r))
+                    .filter(|w| !w.awards.is_empty())
+                    .collect();
+                if found.is_empty() {
+                    nothing.push(*id);
+                }
+                wins.extend(found);
+                continue;
+            }
+            let mut w = self.wins_of(*id, q.report);
+            // Without a year, an entity is looked up in the newest report that names it.
+            if w.awards.is_empty() && q.report == 0 {
+                for r in 1..self.knowledge.reports.len() {
+                    let older = self.wins_of(*id, r);
+                    if !older.awards.is_empty() {
+                        w = older;
+                        break;
+                    }
+                }
+            }
+            if !q.filter.is_empty() {
+                let r = &self.knowledge.reports[w.report];
+                let kept: Vec<usize> = w
+                    .awards
+                    .iter()
+                    .copied()
+                    .filter(|i| q.filter.matches(&r.awards[*i].prize()))
+                    .collect();
+                if !kept.is_empty() && kept.len() < w.awards.len() {
+                    w.awards = kept;
+                    partial = true;
+                }
+            }
+            if w.awards.is_empty() {
+                nothing.push(*id);
+            } else {
+                wins.push(w);
+            }
+        }
+        Outcome::new(
+            Reply::Won {
+                wins,
+                corrected: q.corrected.clone(),
+                nothing,
+                partial,
+            },
+            Intent::WhatWon,
+        )
+    }
+
+    /// Does an entity's record bear a claim out?
+    fn holds(&self, id: EntityId, claim: &Claimed, report: usize) -> Option<bool> {
+        let w = self.wins_of(id, report);
+        let r = &self.knowledge.reports[report];
+        match claim {
+            Claimed::Won => Some(!w.awards.is_empty()),
+            Claimed::Prize(f) => Some(w.awards.iter().any(|i| f.matches(&r.awards[*i].prize()))),
+            Claimed::Institution(inst) => {
+                let name = &self.index.entities[*inst].name;
+                Some(w.awards.iter().any(|i| &r.awards[*i].institution == name))
+            }
+            _ => None,
+        }
+    }
+
+    /// "戚迎是保险组的吗": the verdict, then everything the entity won.
+    fn verify_entities(&self, q: &Query, ids: &[EntityId]) -> Outcome {
+        let verdicts: Vec<bool> = ids
+            .iter()
+            .flat_map(|id| q.claims.iter().filter_map(|c| self.holds(*id, c, q.report)))
+            .collect();
+        let lookup = Query {
+            filter: PrizeFilter::default(),
+            ..q.clone()
+        };
+        let mut out = self.won(&lookup, ids);
+        out.verdict = (!verdicts.is_empty()).then(|| verdicts.iter().all(|v| *v));
+        out
+    }
+
+    /// "中国人寿得了几个奖": the number of an entity's awards, then the list.
+    fn count_entity(&self, q: &Query, ids: &[EntityId]) -> Outcome {
+        let lookup = self.won(q, ids);
+        let n = match &lookup.reply {
+            Reply::Won { wins, .. } => wins.iter().map(|w| w.awards.len()).sum(),
+            _ => 0,
+        };
+        Outcome::new(
+            Reply::Count {
+                n,
+                counted: Counted::Awards,
+                list: Box::new(lookup.reply),
+            },
+            Intent::Count,
+        )
+    }
+
+    /// "银行组团体三等奖有几个队", "多少家单位获奖": a number, then the list.
+    fn count(&self, q: &Query) -> Outcome {
+        let r = &self.knowledge.reports[q.report];
+        let mut filter = q.filter;
+        match q.counted {
+            Counted::People => filter.kind = Some(crate::knowledge::Kind::Individual),
+            Counted::Teams => filter.kind = Some(crate::knowledge::Kind::Team),
+            _ => {}
+        }
+        let rows: Vec<&crate::knowledge::Award> = r
+            .awards
+            .iter()
+            .filter(|a| filter.matches(&a.prize()))
+            .collect();
+        let (n, list) = match q.counted {
+            Counted::Awards => (rows.len(), self.winners(q.report, filter)),
+            Counted::Institutions => {
+                let out = self.institutions(&Query {
+                    filter,
+                    ..q.clone()
+                });
+                let n = match &out.reply {
+                    Reply::Institutions { names, .. } => names.len(),
+                    _ => 0,
+                };
+                (n, out.reply)
+            }
+            Counted::People | Counted::Teams => {
+                let mut names: Vec<&str> = rows.iter().map(|a| a.winner.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                (names.len(), self.winners(q.report, filter))
+            }
+        };
+        Outcome::new(
+            Reply::Count {
+                n,
+                counted: q.counted,
+                list: Box::new(list),
+            },
+            Intent::Count,
+        )
+    }
+
+    /// The group an institution competed in (from its grouped awards).
+    fn group_of(&self, institution: &str, report: usize) -> Option<Group> {
+        self.knowledge.reports[report]
+            .awards
+            .iter()
+            .find(|a| a.institution == institution && a.group.is_some())
+            .and_then(|a| a.group)
+    }
+
+    /// Institutions with their awards within a filter; the group narrows the
+    /// institutions, kind and level the awards counted.
+    fn rank_rows(&self, report: usize, filter: PrizeFilter) -> Vec<RankRow> {
+        let r = &self.knowledge.reports[report];
+        let awards_filter = PrizeFilter {
+            group: None,
+            ..filter
+        };
+        let mut rows: Vec<RankRow> = Vec::new();
+        for a in &r.awards {
+            if filter
+                .group
+                .is_some_and(|g| self.group_of(&a.institution, report) != Some(g))
+            {
+                continue;
+            }
+            if !awards_filter.matches(&a.prize()) {
+                continue;
+            }
+            let prize = a.prize();
+            match rows.iter_mut().find(|x| x.institution == a.institution) {
+                Some(row) => {
+                    row.awards += 1;
+                    if row
+                        .best
+                        .is_none_or(|b| level_rank(prize.level) < level_rank(b.level))
+                    {
+                        row.best = Some(prize);
+                    }
+                }
+                None => rows.push(RankRow {
+                    institution: a.institution.clone(),
+                    awards: 1,
+                    best: Some(prize),
+                }),
+            }
+        }
+        rows
+    }
+
+    /// "哪家保险公司获奖最多", "哪家银行团体成绩最好".
+    fn rank(&self, q: &Query) -> Outcome {
+        let by = if q.by_level {
+            RankBy::Level
+        } else {
+            RankBy::Count
+        };
+        // "谁的成绩最好", "哪个队成绩最好": the best prize's winners.
+        if by == RankBy::Level && q.counted != Counted::Institutions {
+            let filter = PrizeFilter {
+                level: Some(Level::First),
+                ..q.filter
+            };
+            return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
+        }
+        let mut rows = self.rank_rows(q.report, q.filter);
+        let best = |r: &RankRow| r.best.map_or(9, |p| level_rank(p.level));
+        match by {
+            RankBy::Count => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
+            RankBy::Level => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
+        }
+        let shown =
+            rows.first()
+                .and_then(|top| {
+                    self.index.entities.iter().position(|e| {
+                        e.kind == EntityKind::Institution && e.name == top.institution
+                    })
+                })
+                .into_iter()
+                .collect();
+        Outcome {
+            shown,
+            ..Outcome::new(
+                Reply::Ranking {
+                    report: q.report,
+                    filter: q.filter,
+                    by,
+                    rows,
+                },
+                Intent::Rank,
+            )
+        }
+    }
+
+    /// "哪几家银行得了一等奖", "获奖的保险公司有哪些".
+    fn institutions(&self, q: &Query) -> Outcome {
+        let names = self
+            .rank_rows(q.report, q.filter)
+            .into_iter()
+            .map(|r| r.institution)
+            .collect();
+        Outcome::new(
+            Reply::Institutions {
+                report: q.report,
+                filter: q.filter,
+                names,
+            },
+            Intent::WhoWon,
+        )
+    }
+
+    /// "俞辉和吴峰谁的奖更好" (by the best prize), "建行和工行谁获奖多" (by the
+    /// number of awards).
+    fn compare(&self, q: &Query, ids: &[EntityId]) -> Outcome {
+        let wins: Vec<EntityWins> = ids.iter().map(|id| self.wins_of(*id, q.report)).collect();
+        let all_institutions = ids
+            .iter()
+            .all(|id| self.index.entities[*id].kind == EntityKind::Institution);
+        let basis = if all_institutions && !q.by_level {
+            RankBy::Count
+        } else {
+            RankBy::Level
+        };
+        let r = &self.knowledge.reports[q.report];
+        let score = |w: &EntityWins| -> Option<i64> {
+            if w.awards.is_empty() {
+                return None;
+            }
+            match basis {
+                RankBy::Count => Some(w.awards.len() as i64),
+                RankBy::Level => w
+                    .awards
+                    .iter()
+                    .map(|i| -i64::from(level_rank(r.awards[*i].level)))
+                    .max(),
+            }
+        };
+        let scores: Vec<Option<i64>> = wins.iter().map(score).collect();
+        let outcome = if scores.iter().any(Option::is_none) {
+            CompareOutcome::Unranked
+        } else {
+            let best = scores.iter().flatten().max().copied().unwrap_or(0);
+            let top: Vec<usize> = (0..ids.len())
+                .filter(|i| scores[*i] == Some(best))
+                .collect();
+            if top.len() == ids.len() {
+                CompareOutcome::Same
+            } else if let [one] = top.as_slice() {
+                CompareOutcome::Ahead(ids[*one])
+            } else {
+                CompareOutcome::Unranked
+            }
+        };
+        Outcome::new(
+            Reply::Compare {
+                basis,
+                outcome,
+                wins,
+            },
+            Intent::Compare,
+        )
+    }
+
+    /// A fact question: the fact the words choose (for a subject, among its
+    /// facts), checked against the claims of a yes/no question.
+    fn fact(&self, q: &Query) -> Outcome {
+        let report = &self.knowledge.reports[q.report];
+        let words = Parsed::with_keywords(q.words.clone());
+        let subject = match q.about {
+            About::Subject(s) => Some(s),
+            _ => None,
+        };
+        let chosen = self.best_fact_of(&words, q.report, subject).or_else(|| {
+            // Nothing more specific: the subject's own fact ("王军是谁").
+            let s = subject?;
+            let id = &report.subjects[s].id;
+            report.facts.iter().position(|f| {
+                &f.subject == id
+                    && f.triggers.len() == 1
+                    && f.triggers[0].iter().all(|w| w.starts_with('@'))
+            })
+        });
+        let Some(f) = chosen else {
+            // A case's subject with no fact that fits: the story itself.
+            if let Some(s) = subject
+                && let Some(case) = report.subjects[s].case.as_ref()
+                && let Some(c) = report.antifraud.cases.iter().position(|x| &x.id == case)
+            {
+                return Outcome::new(
+                    Reply::Case {
+                        report: q.report,
+                        case: c,
+                    },
+                    Intent::Case,
+                );
+            }
+            return Outcome::new(Reply::Fallback, Intent::Fallback);
+        };
+        let fact = &report.facts[f];
+        let verdict = (q.op == Op::Verify)
+            .then(|| self.fact_verdict(q, fact, report.meta.year))
+            .flatten();
+        Outcome {
+            verdict,
+            people: self.fact_people[q.report][f].clone(),
+            ..Outcome::new(
+                Reply::Fact {
+                    report: q.report,
+                    fact: f,
+                },
+                Intent::Fact,
+            )
+        }
+    }
+
+    /// Claims compared with the values of a fact that can be compared with
+    /// them: a date with a date, a number with a number, a name with a name.
+    fn fact_verdict(&self, q: &Query, fact: &crate::knowledge::Fact, year: u16) -> Option<bool> {
+        let suits = |c: &Claimed| match c {
+            Claimed::Date(_) => matches!(
+                fact.value_type,
+                ValueType::Date | ValueType::Text | ValueType::List
+            ),
+            Claimed::Number(_) => matches!(
+                fact.value_type,
+                ValueType::Number | ValueType::Text | ValueType::List
+            ),
+            Claimed::Place(_) => matches!(
+                fact.value_type,
+                ValueType::Place | ValueType::Date | ValueType::Text
+            ),
+            Claimed::Name(_) => matches!(fact.value_type, ValueType::Person | ValueType::Org),
+            _ => false,
+        };
+        let mut verdict: Option<bool> = None;
+        for c in q.claims.iter().filter(|c| suits(c)) {
+            let results: Vec<bool> = fact
+                .values
+                .iter()
+                .filter_map(|v| claims::agrees(c, v, year))
+                .collect();
+            if results.is_empty() {
+                continue;
+            }
+            let this = results.iter().any(|r| *r);
+            verdict = Some(verdict.unwrap_or(true) && this);
+        }
+        verdict
+    }
+
+    /// The best matching fact: (index, matched groups, score).
+    pub(super) fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
+        self.facts[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
+            .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
+    }
+
+    /// The best fact among a subject's facts (or all when `None`).
+    fn best_fact_of(&self, p: &Parsed, report: usize, subject: Option<usize>) -> Option<usize> {
+        let r = &self.knowledge.reports[report];
+        let id = subject.map(|s| r.subjects[s].id.as_str());
+        self.facts[report]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| id.is_none_or(|id| r.facts[*i].subject == id))
+            .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
+            .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
+            .map(|(i, _, _)| i)
+    }
+
+    /// The best fact for `merged` (a follow-up plus the last question's words),
+    /// preferring facts that the new words speak to.
+    pub(super) fn best_fact_with(
+        &self,
+        merged: &Parsed,
+        new: &Parsed,
+        report: usize,
+    ) -> Option<(usize, usize, usize)> {
+        self.facts[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let s = t.score(merged)?;
+                let own = t.partial(new);
+                // "他还担任什么职务": the pronoun stands for the name.
+                let pronoun = new.cue(super::index::Cue::Pronoun)
+                    || new.cue(super::index::Cue::PronounPerson);
+                (own > 0 || pronoun).then_some((i, t.groups.len(), s, own))
+            })
+            .max_by_key(|(i, g, s, own)| (*g, *own, *s, std::cmp::Reverse(*i)))
+            .map(|(i, g, s, _)| (i, g, s))
+    }
+
+    /// How much of a case's match is its own details (贵州, 丰门, 刘阿姨) rather
+    /// than words of a scam topic (快递, 冻结), which ask for advice.
+    pub(super) fn case_specific(&self, p: &Parsed, report: usize, case: usize) -> usize {
+        self.cases[report][case]
+            .groups
+            .iter()
+            .flatten()
+            .filter(|k| !self.topical[**k as usize])
+            .filter_map(|k| p.keyword(*k))
+            .sum()
+    }
+
+    pub(super) fn best_case(&self, p: &Parsed, report: usize) -> Option<(usize, usize)> {
+        self.cases[report]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.score(p).map(|s| (i, s)))
+            .max_by_key(|(i, s)| (*s, std::cmp::Reverse(*i)))
+    }
+
+    /// The scam topic a message is about, with its score.
+    pub(super) fn best_topic(&self, p: &Parsed) -> Option<(String, usize)> {
+        // Scored like triggers: the summed length of the matched keywords. The
+        // general topic only wins when no specific one matches.
+        self.topics
+            .iter()
+            .filter_map(|(id, kws)| {
+                let score: usize = kws.iter().filter_map(|k| p.keyword(*k)).sum();
+                (score > 0).then(|| (id, id != "general", score))
+            })
+            .max_by_key(|(_, specific, score)| (*specific, *score))
+            .map(|(id, _, score)| (id.clone(), score))
+    }
+
+    /// Tips of several topics (a case's scam types), without duplicates.
+    pub(super) fn tips_for(&self, topics: &[String]) -> Reply {
+        let mut tips: Vec<(usize, usize)> = Vec::new();
+        for t in topics {
+            if let Reply::Tips { tips: more, .. } = self.tips(Some(t), false) {
+                for x in more {
+                    if !tips.contains(&x) {
+                        tips.push(x);
+                    }
+                }
+            }
+        }
+        Reply::Tips {
+            topic: None,
+            tips,
+            topics: self.topic_ids(),
+        }
+    }
+
+    /// A topic that stands for advice in general (overview of all scams).
+    pub(super) fn is_overview_topic(&self, id: &str) -> bool {
+        self.knowledge
+            .reports
+            .iter()
+            .flat_map(|r| &r.antifraud.topics)
+            .any(|t| t.id == id && t.overview)
+    }
+
+    fn topic_ids(&self) -> Vec<String> {
+        let mut topics: Vec<String> = Vec::new();
+        for r in &self.knowledge.reports {
+            for t in &r.antifraud.topics {
+                if !topics.contains(&t.id) {
+                    topics.push(t.id.clone());
+                }
+            }
+        }
+        topics
+    }
+
+    /// Tips of one topic; without a topic, one tip of every scam the reports
+    /// tell (prevention) or the after-the-fact steps (`after`); merged over
+    /// reports without duplicates.
+    pub(super) fn tips(&self, topic: Option<&str>, after: bool) -> Reply {
+        let mut tips: Vec<(usize, usize)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut topic = topic.map(str::to_string);
+        if topic.is_none() && after {
+            topic = self
+                .knowledge
+                .reports
+                .iter()
+                .flat_map(|r| &r.antifraud.topics)
+                .find(|t| t.after)
+                .map(|t| t.id.clone());
+        }
+        for (ri, r) in self.knowledge.reports.iter().enumerate() {
+            let is_after = |id: &str| r.antifraud.topics.iter().any(|t| t.id == id && t.after);
+            for (ti, t) in r.antifraud.tips.iter().enumerate() {
+                if seen.contains(&t.zh.as_str()) {
+                    continue;
+                }
+                let take = match &topic {
+                    Some(id) => t.topic == *id,
+                    None => {
+                        !is_after(&t.topic)
+                            && !tips.iter().any(|(r2, t2)| {
+                                self.knowledge.reports[*r2].antifraud.tips[*t2].topic == t.topic
+                            })
+                    }
+                };
+                if take {
+                    seen.push(&t.zh);
+                    tips.push((ri, ti));
+                }
+            }
+        }
+        Reply::Tips {
+            topic,
+            tips,
+            topics: self.topic_ids(),
+        }
+    }
+}
