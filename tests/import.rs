@@ -105,8 +105,20 @@ fn the_2022_report_round_trips_exactly() {
     assert_eq!(imported.award_list, (5, 82));
 
     assert_eq!(
-        imported.summary.to_string(),
+        imported.summary.headline(),
         "银行机构组: 20 rows in 8 prizes; 保险机构组: 20 rows in 8 prizes; 最佳人气奖: 2 rows"
+    );
+    // The summary shows every row under its group and prize, with its line.
+    let summary = imported.summary.to_string();
+    assert!(
+        summary.contains(
+            "银行机构组\n  团体一等奖 (1 row)\n    line 8: 工商银行浙江省分行 | 工银浙里队\n"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("最佳人气奖 (2 rows)\n  line 81: 浙江农商联合银行 | 农商助农队\n  line 82: 平安财险浙江分公司 | 平安风控专家队"),
+        "{summary}"
     );
 
     // Byte for byte, as written.
@@ -216,6 +228,7 @@ fn a_new_report_is_imported_with_its_problems() {
         lines.next(),
         Some("银行机构组: 4 rows in 2 prizes; 保险机构组: 1 row in 1 prize; 最佳人气奖: 1 row")
     );
+    let mut lines = lines.skip_while(|l| !l.ends_with("in the award list:"));
     assert_eq!(lines.next(), Some("1 problem in the award list:"));
     assert!(
         lines
@@ -302,6 +315,7 @@ fn existing_files_are_not_overwritten_silently() {
 fn an_explicit_id_wins() {
     let options = ImportOptions {
         id: Some("2099-test".to_string()),
+        ..ImportOptions::default()
     };
     let imported = import_report_with(&text_2099(), SOURCE_2099, &options).unwrap();
     assert_eq!(imported.meta.id, "2099-test");
@@ -312,6 +326,7 @@ fn an_explicit_id_wins() {
     for bad in ["", "../x", "Upper", "a/b", "-x"] {
         let options = ImportOptions {
             id: Some(bad.to_string()),
+            ..ImportOptions::default()
         };
         assert!(
             matches!(
@@ -388,21 +403,26 @@ fn nothing_in_the_list_is_dropped_silently() {
     assert_eq!(imported.meta.teams, None);
     assert_eq!(imported.award_list, (2, 10));
 
-    // A note inside the list, followed by a heading, is a problem, not the end.
+    // A sentence inside the list, followed by a heading, is a problem, not
+    // the end; a remark about the order (排名不分先后) is no entry and no problem.
     let text = [
         "2099浙江测试大赛顺利举办",             // 1
         "荣誉榜",                               // 2
         "最佳人气奖",                           // 3
         "测试银行 测试队",                      // 4
         "",                                     // 5
-        "注:以下为个人奖项,排名不分先后。",     // 6
+        "以下为个人奖项,请核对。",              // 6
         "个人一等奖(银行机构组)",               // 7
-        "测试银行 张测试",                      // 8
-        "11月5日,2099浙江测试大赛在宁波举行。", // 9
+        "（排名不分先后）",                     // 8
+        "测试银行 张测试",                      // 9
+        "注:以上排名不分先后。",                // 10
+        "个人二等奖(银行机构组)",               // 11
+        "测试银行 李测试",                      // 12
+        "11月5日,2099浙江测试大赛在宁波举行。", // 13
     ]
     .join("\n");
     let imported = import_report(&text, "x.txt").unwrap();
-    assert_eq!(imported.awards.len(), 2);
+    assert_eq!(imported.awards.len(), 3);
     let lines: Vec<usize> = imported.problems.iter().map(|p| p.line).collect();
     assert_eq!(lines, [6]);
 }
