@@ -457,3 +457,204 @@ fn windows_line_ends_and_a_byte_order_mark_change_nothing() {
     );
     Knowledge::load_dir(out.path()).expect("loads");
 }
+
+// ---------------------------------------------------------------------------
+// Next year's results as pages really publish them: one fixture per layout
+// under tests/fixtures/import/, each with a hand-written `.expected` file:
+//
+//   # contest: …          the contest name the page states
+//   # final: DATE CITY     the final's date and city
+//   # counts: T P F        teams, participants, finalists (optional)
+//   # option: KEY VALUE    an import option (date, city, format)
+//   LINE<TAB>PRIZE<TAB>INSTITUTION<TAB>WINNER   every row, in page order
+//
+// Round trip: import → write next to the shipped 2022 report → load with
+// Knowledge::load_dir → ask the engine for every prize cell → exactly that
+// cell's rows, and no winner of another cell.
+
+use reportbot::Engine;
+use reportbot::import::Format;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import")
+}
+
+#[derive(Debug, Default)]
+struct Expected {
+    contest: String,
+    final_date: String,
+    city: String,
+    counts: Option<(Option<u32>, Option<u32>, Option<u32>)>,
+    options: ImportOptions,
+    /// (line, prize label, institution, winner)
+    rows: Vec<(usize, String, String, String)>,
+}
+
+fn expected(name: &str) -> Expected {
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let path = fixtures().join(format!("{stem}.expected"));
+    let mut e = Expected::default();
+    for (n, line) in read(&path).lines().enumerate() {
+        let place = || format!("{}:{}", path.display(), n + 1);
+        if let Some(rest) = line.strip_prefix("# ") {
+            let (key, value) = rest
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{}", place()));
+            match key {
+                "contest" => e.contest = value.to_string(),
+                "final" => {
+                    let (d, c) = value.split_once(' ').unwrap();
+                    e.final_date = d.to_string();
+                    e.city = c.to_string();
+                }
+                "counts" => {
+                    let n: Vec<Option<u32>> = value.split(' ').map(|v| v.parse().ok()).collect();
+                    e.counts = Some((n[0], n[1], n[2]));
+                }
+                "option" => {
+                    let (k, v) = value.split_once(' ').unwrap();
+                    match k {
+                        "date" => e.options.final_date = Some(v.to_string()),
+                        "city" => e.options.city = Some(v.to_string()),
+                        "format" => e.options.format = Some(v.parse::<Format>().unwrap()),
+                        other => panic!("{}: unknown option {other}", place()),
+                    }
+                }
+                other => panic!("{}: unknown key {other}", place()),
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 4, "{}: {line:?}", place());
+        e.rows.push((
+            f[0].parse().unwrap_or_else(|_| panic!("{}", place())),
+            f[1].to_string(),
+            f[2].to_string(),
+            f[3].to_string(),
+        ));
+    }
+    assert!(!e.rows.is_empty(), "{}: no rows", path.display());
+    e
+}
+
+/// A data directory with the shipped 2022 report in it.
+fn data_dir_with_2022() -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let r2022 = import_report(&text_2022(), SOURCE_2022).unwrap();
+    write_report(&r2022, out.path()).unwrap();
+    out
+}
+
+/// The `· institution winner` lines of an answer.
+fn listed(answer: &str) -> BTreeSet<String> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("· "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn round_trip(name: &str) {
+    let text = read(&fixtures().join(name));
+    let e = expected(name);
+    let imported =
+        import_report_with(&text, name, &e.options).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert!(
+        imported.problems.is_empty(),
+        "{name}:\n{}",
+        imported.summary
+    );
+    let got: Vec<(usize, String, String, String)> = imported
+        .awards
+        .iter()
+        .map(|a| {
+            (
+                a.line,
+                a.prize().full_label_zh(),
+                a.institution.clone(),
+                a.winner.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got, e.rows, "{name}:\n{}", imported.summary);
+    let m = &imported.meta;
+    assert_eq!(m.contest, e.contest, "{name}");
+    assert_eq!(m.year, 2023, "{name}");
+    assert_eq!(m.id, "2023-zhejiang", "{name}");
+    assert_eq!(m.final_date, e.final_date, "{name}");
+    assert_eq!(m.city, e.city, "{name}");
+    if let Some(counts) = e.counts {
+        assert_eq!((m.teams, m.participants, m.finalists), counts, "{name}");
+    }
+
+    let out = data_dir_with_2022();
+    write_report(&imported, out.path()).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let k = Knowledge::load_dir(out.path()).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(k.newest().meta.id, "2023-zhejiang");
+    assert_eq!(k.reports.len(), 2);
+    let engine = Engine::new(Arc::new(k));
+
+    let cells: BTreeSet<&str> = e.rows.iter().map(|r| r.1.as_str()).collect();
+    for cell in cells {
+        let question = format!("{cell}是谁");
+        let answer = engine.ask(&question).text;
+        let want: BTreeSet<String> = e
+            .rows
+            .iter()
+            .filter(|r| r.1 == cell)
+            .map(|r| format!("{} {}", r.2, r.3))
+            .collect();
+        assert_eq!(listed(&answer), want, "{name}: {question}\n{answer}");
+        for other in e.rows.iter().filter(|r| r.1 != cell) {
+            if want.iter().any(|w| w.ends_with(&format!(" {}", other.3))) {
+                continue; // the same team won this cell too
+            }
+            assert!(
+                !answer.contains(&other.3),
+                "{name}: {question} names {} of {}\n{answer}",
+                other.3,
+                other.1
+            );
+        }
+    }
+}
+
+#[test]
+fn layout_classic_2022_style() {
+    round_trip("2023-classic.txt");
+}
+
+#[test]
+fn layout_inline_rows_under_numbered_group_sections() {
+    round_trip("2023-inline-sections.txt");
+}
+
+#[test]
+fn layout_numbered_headings_with_winner_then_institution() {
+    round_trip("2023-numbered.txt");
+}
+
+#[test]
+fn layout_text_table_aligned_with_spaces() {
+    round_trip("2023-aligned.txt");
+}
+
+#[test]
+fn layout_text_table_aligned_with_tabs() {
+    round_trip("2023-tab-aligned.txt");
+}
+
+#[test]
+fn layout_markdown_tables_under_section_headings() {
+    round_trip("2023-markdown.md");
+}
+
+#[test]
+fn layout_csv_with_header_in_another_order_and_date_from_options() {
+    round_trip("2023-results.csv");
+}

@@ -57,6 +57,8 @@ pub(crate) enum Class {
     },
     /// `（排名不分先后）`, `注:…`: a remark about the list.
     Note,
+    /// `责任编辑：…`, `（来源：…）`: the page's byline, after the article.
+    Byline,
     /// Anything else, with why it is not an entry.
     Other(String),
 }
@@ -189,7 +191,13 @@ fn label_text(rest: &str) -> &str {
 
 /// `荣誉榜`, `获奖名单如下:`, `银行机构组获奖名单`: `Some(what else it names)`.
 fn list_heading(rest: &str) -> Option<Label> {
-    let text = label_text(rest);
+    let mut text = label_text(rest);
+    // `…评出奖项30项。获奖名单如下：` ends a paragraph.
+    if rest.trim_end().ends_with([':', '：'])
+        && let Some(at) = text.rfind(SENTENCE_PUNCT)
+    {
+        text = text[at..].trim_start_matches(SENTENCE_PUNCT).trim();
+    }
     if text.chars().count() > 40 || is_prose(text) {
         return None;
     }
@@ -213,7 +221,8 @@ fn list_heading(rest: &str) -> Option<Label> {
     None
 }
 
-/// Split entries at `;`, `、`, `,` (either width), never inside brackets or quotes.
+/// Split entries at `;`, `、`, `,` (either width) and `。` (between prizes), never
+/// inside brackets or quotes.
 fn split_items(s: &str) -> Vec<&str> {
     let mut items = Vec::new();
     let mut depth = 0i32;
@@ -226,7 +235,7 @@ fn split_items(s: &str) -> Vec<&str> {
             '“' | '「' => quoted = true,
             '”' | '」' => quoted = false,
             '"' => quoted = !quoted,
-            ';' | '；' | '、' | ',' | '，' if depth <= 0 && !quoted => {
+            ';' | '；' | '、' | ',' | '，' | '。' if depth <= 0 && !quoted => {
                 items.push(&s[start..i]);
                 start = i + c.len_utf8();
             }
@@ -295,6 +304,43 @@ fn entries(rest: &str, known: &[String]) -> Option<Vec<Part>> {
     Some(parts)
 }
 
+/// Words of a byline: `责任编辑：叶青`, `（来源：浙江日报）`.
+const BYLINE_WORDS: &[&str] = &[
+    "责任编辑",
+    "编辑",
+    "来源",
+    "审核",
+    "校对",
+    "撰稿",
+    "作者",
+    "记者",
+    "通讯员",
+    "供稿",
+    "摄影",
+    "责编",
+    "审校",
+    "终审",
+    "初审",
+    "复审",
+];
+
+fn is_byline(rest: &str) -> bool {
+    let t = rest
+        .trim()
+        .trim_matches('*')
+        .trim_start_matches(['（', '(', '【', '['])
+        .trim_end_matches(['）', ')', '】', ']']);
+    if t.chars().count() <= 40
+        && (t.contains("供稿") || t.contains("来源：") || t.contains("来源:"))
+    {
+        return true;
+    }
+    BYLINE_WORDS.iter().any(|w| {
+        t.strip_prefix(w)
+            .is_some_and(|r| r.trim_start().starts_with([':', '：', ' ', '\u{3000}']))
+    })
+}
+
 fn is_note(rest: &str) -> bool {
     let t = rest.trim();
     let bracketed = (t.starts_with(['（', '(']) && t.ends_with(['）', ')']))
@@ -309,6 +355,14 @@ fn is_note(rest: &str) -> bool {
 pub(crate) fn classify(raw: &str, known: &[String]) -> Class {
     let line = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{3000}');
     if line.is_empty() {
+        return Class::Blank;
+    }
+    // A Markdown rule or a row of dashes separates, like a blank line.
+    if line.len() >= 3
+        && line
+            .chars()
+            .all(|c| matches!(c, '-' | '*' | '_' | '—' | '=' | ' '))
+    {
         return Class::Blank;
     }
     let (numbering, rest) = strip_numbering(line);
@@ -326,6 +380,9 @@ pub(crate) fn classify(raw: &str, known: &[String]) -> Class {
     }
     if is_note(rest) {
         return Class::Note;
+    }
+    if is_byline(rest) {
+        return Class::Byline;
     }
     if let Some(parts) = entries(rest, known) {
         return Class::Entries { numbering, parts };

@@ -170,12 +170,18 @@ pub(crate) fn parse(lines: &[Line]) -> Result<List, String> {
         .filter(|&i| matches!(items[i], Item::Line(Class::ListHeading(_))))
         .collect();
     if headings.is_empty() {
-        let Some(first) = items.iter().position(Item::names_prize) else {
+        let Some(mut first) = items.iter().position(Item::names_prize) else {
             return Err(
                 "no award list: no 荣誉榜 or 获奖名单 heading, no prize heading such as 团体一等奖(银行机构组) and no table of winners"
                     .to_string(),
             );
         };
+        // Section headings just above the first prize (一、银行机构组) belong to the list.
+        while let Some(j) = items[..first].iter().rposition(|c| !c.is_blank())
+            && matches!(items[j], Item::Line(Class::Heading { .. }))
+        {
+            first = j;
+        }
         return parse_at(lines, &items, first, true);
     }
     let mut reason = String::new();
@@ -442,6 +448,13 @@ fn parse_at(lines: &[Line], items: &[Item], start: usize, inclusive: bool) -> Re
                 seen = true;
                 let prize = w.row_prize(label);
                 w.parts(i, None, parts, prize);
+            }
+            Item::Line(Class::Byline) => {
+                if seen {
+                    ended_at = Some(i);
+                    break;
+                }
+                continue;
             }
             Item::Line(Class::Other(_) | Class::ListHeading(_)) => {
                 if !seen {

@@ -26,6 +26,7 @@
 //! in the text, because the loader checks that it does.
 
 use super::ImportError;
+use super::row::SENTENCE_PUNCT;
 
 /// `2022浙江…大赛` and its year, the first in `s`.
 pub(crate) fn find_contest(s: &str) -> Option<(String, u16)> {
@@ -165,7 +166,7 @@ pub(crate) fn find_final(
     // (rank, line index, date, city): rank 0 names the contest, 1 only 大赛.
     let mut best: Option<(u8, usize, Date, String)> = None;
     for (i, line) in lines.iter().enumerate() {
-        for sentence in line.split(['。', '!', '?', '!', '?', ';', ';']) {
+        for sentence in line.split(['。', '!', '?', '！', '？', ';', '；']) {
             let Some(held) = HELD.iter().filter_map(|w| sentence.find(w)).min() else {
                 continue;
             };
@@ -243,7 +244,7 @@ pub(crate) fn find_counts(lines: &[&str]) -> Counts {
     const TEAMS: &[&str] = &["个团队", "支团队", "支队伍", "个队伍", "支参赛队"];
     let mut counts = Counts::default();
     for line in lines {
-        for clause in line.split(['。', ',', ',', ';', ';', '!', '!', '?', '?']) {
+        for clause in line.split(SENTENCE_PUNCT) {
             if clause.contains("决赛") {
                 if counts.finalists.is_none() {
                     counts.finalists = count_before_any(clause, TEAMS);

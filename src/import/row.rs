@@ -26,7 +26,7 @@ use crate::engine::normalize::is_cjk;
 pub(crate) const MAX_FIELD_CHARS: usize = 40;
 
 /// Sentence punctuation: a line with it is prose, not an entry.
-pub(crate) const SENTENCE_PUNCT: &[char] = &['。', ',', ',', ';', ';', '!', '!', '?', '?'];
+pub(crate) const SENTENCE_PUNCT: &[char] = &['。', ',', '，', ';', '；', '!', '！', '?', '？'];
 pub(crate) const QUOTES: &[char] = &['“', '”', '"', '「', '」', '‘', '’', '\'', '『', '』'];
 
 /// Endings of institution names.
@@ -70,11 +70,11 @@ pub(crate) struct Row {
 /// needed: the longest match wins).
 pub(crate) fn parse(raw: &str, known: &[String]) -> Result<Row, String> {
     let text = raw.trim_matches(|c: char| is_separator(c) || c.is_whitespace());
-    let text = text.trim_end_matches(['。', ';', ';', ',', ',', '、', '.']);
+    let text = text.trim_end_matches(['。', ';', '；', ',', '，', '、', '.']);
     if text.is_empty() {
         return Err("empty entry".into());
     }
-    if text.contains(['。', '!', '!', '?', '?']) {
+    if text.contains(['。', '!', '！', '?', '？']) {
         return Err("sentence punctuation: not an `institution  team-or-person` entry".into());
     }
     if let Some(row) = bracketed(text) {

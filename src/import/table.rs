@@ -170,7 +170,7 @@ pub(crate) fn is_rule(line: &str) -> bool {
     pipe_cells(line).is_some_and(|cells| {
         cells.iter().all(|c| {
             let c = c.trim_matches(':');
-            c.len() >= 3 && c.chars().all(|ch| ch == '-')
+            !c.is_empty() && c.chars().all(|ch| ch == '-')
         })
     })
 }
@@ -231,7 +231,7 @@ impl Table {
                 if !line.contains('\t') {
                     return None;
                 }
-                tab_cells(line)
+                self.place(tab_cells(line))
             }
             Split::Aligned(starts) => {
                 let pieces = aligned_pieces(line);
@@ -259,6 +259,40 @@ impl Table {
         (cells.iter().filter(|c| !c.trim().is_empty()).count() >= 2).then_some(cells)
     }
 
+    /// Tabs aligned for one tab width look different in another, so a row
+    /// with fewer cells than columns (an empty 组别 written as two tabs) is
+    /// placed by what its cells are: a cell goes to the next column that can
+    /// hold it (序号 only a number, 奖项/组别/类别 only what they name).
+    fn place(&self, cells: Vec<String>) -> Vec<String> {
+        let n = self.columns.len();
+        if cells.len() >= n {
+            return cells;
+        }
+        let fits = |col: Column, cell: &str| match col {
+            Column::Number => cell.chars().all(|c| c.is_ascii_digit()),
+            Column::Prize => prize::recognize(cell).is_some_and(|l| l.name.is_some()),
+            Column::Group => {
+                prize::recognize(cell).is_some_and(|l| l.group.is_some() && l.name.is_none())
+            }
+            Column::Category => prize::recognize(cell).is_some_and(|l| l.name.is_none()),
+            Column::Institution | Column::Winner(_) | Column::Ignored => true,
+        };
+        let mut placed = vec![String::new(); n];
+        let mut j = 0;
+        for (k, cell) in cells.iter().enumerate() {
+            let left = cells.len() - k;
+            while j < n && !fits(self.columns[j], cell) && n - j > left {
+                j += 1;
+            }
+            if j >= n {
+                break;
+            }
+            placed[j] = cell.clone();
+            j += 1;
+        }
+        placed
+    }
+
     /// One row: the prize its cells name (possibly nothing: the heading above
     /// then applies) and its entries.
     pub fn row(&mut self, cells: &[String]) -> (Label, Vec<Part>) {
@@ -267,6 +301,8 @@ impl Table {
         let mut institution: Option<String> = None;
         let mut names: Vec<String> = Vec::new();
         let mut winner_kind = None;
+        let mut inherited_group = false;
+        let mut own_group = false;
         let bad = |parts: &mut Vec<Part>, text: &str, why: String| {
             parts.push(Part::Bad {
                 text: text.to_string(),
@@ -278,8 +314,13 @@ impl Table {
             match col {
                 Column::Number | Column::Ignored => {}
                 Column::Prize | Column::Group | Column::Category => {
-                    let value = if value.is_empty() || matches!(value, "同上" | "〃" | "\"" | "″")
-                    {
+                    if matches!(value, "—" | "－" | "-" | "/" | "／" | "无" | "——") {
+                        // Explicitly none (a 最佳人气奖 has no group).
+                        self.above[j].clear();
+                        continue;
+                    }
+                    let repeated = value.is_empty() || matches!(value, "同上" | "〃" | "\"" | "″");
+                    let value = if repeated {
                         self.above[j].clone()
                     } else {
                         self.above[j] = value.to_string();
@@ -290,6 +331,11 @@ impl Table {
                     }
                     match prize::recognize(&value) {
                         Some(l) => {
+                            if repeated {
+                                inherited_group |= l.group.is_some();
+                            } else if l.group.is_some() {
+                                own_group = true;
+                            }
                             if let Err(why) = merge(&mut label, l) {
                                 bad(&mut parts, &value, why);
                             }
@@ -322,6 +368,14 @@ impl Table {
         }
         if label.kind.is_none() {
             label.kind = winner_kind;
+        }
+        // The 最佳人气奖 has no group: a 组别 merged down from the rows above
+        // is not its own.
+        if label.name == Some(prize::Name::Level(crate::knowledge::Level::MostPopular))
+            && inherited_group
+            && !own_group
+        {
+            label.group = None;
         }
         match (institution, names.is_empty()) {
             (None, true) => {}
