@@ -658,3 +658,181 @@ fn layout_markdown_tables_under_section_headings() {
 fn layout_csv_with_header_in_another_order_and_date_from_options() {
     round_trip("2023-results.csv");
 }
+
+#[test]
+fn layout_tab_separated_export_with_merged_cells() {
+    round_trip("2023-excel-export.tsv");
+}
+
+#[test]
+fn layout_html_news_page_list_in_paragraphs() {
+    round_trip("2023-news-p.html");
+}
+
+#[test]
+fn layout_html_traditional_cms_page_list_in_br_lines() {
+    round_trip("2023-cms-traditional.htm");
+}
+
+#[test]
+fn layout_html_table_with_merged_cells() {
+    round_trip("2023-news-table.html");
+}
+
+#[test]
+fn the_stored_source_of_a_page_is_its_article_text_and_the_page_is_kept() {
+    let name = "2023-news-p.html";
+    let html = read(&fixtures().join(name));
+    let imported = import_report(&html, name).unwrap();
+    assert_eq!(imported.format, Format::Html);
+    assert_eq!(imported.meta.source, "2023-news-p.txt");
+    let text = &imported.source_text;
+    // Page furniture is not article text; entities are decoded.
+    for absent in [
+        "首页",
+        "2022年大赛获奖名单",
+        "版权所有",
+        "统计代码",
+        "分享到",
+        "&nbsp;",
+        "<p>",
+    ] {
+        assert!(!text.contains(absent), "{absent:?} in\n{text}");
+    }
+    assert!(text.starts_with("2023浙江银行业保险业数字化改革数据应用创新大赛举行\n"));
+    assert!(text.contains(
+        "\n团体二等奖：人保财险浙江省分公司 人保“数智风控”队；平安产险浙江分公司 平安智赔先锋队\n"
+    ));
+    // Every row's line names it, as the loader checks.
+    let lines: Vec<&str> = text.lines().collect();
+    for a in &imported.awards {
+        let line = lines[a.line - 1].replace(' ', "");
+        assert!(
+            line.contains(&a.institution) && line.contains(&a.winner),
+            "{a:?}"
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let written = write_report(&imported, out.path()).unwrap();
+    assert_eq!(written.files.len(), 4);
+    assert_eq!(
+        read(&out.path().join("sources/2023-news-p.html")),
+        html,
+        "the page is kept as given"
+    );
+    assert_eq!(read(&out.path().join("sources/2023-news-p.txt")), *text);
+    // A row that is not on its line in the stored text does not load.
+    let awards = out.path().join("reports/2023-zhejiang/awards.json");
+    let forged = read(&awards).replace("\"陈思远\", \"line\": 9", "\"陈思远\", \"line\": 8");
+    std::fs::write(&awards, forged).unwrap();
+    let err = Knowledge::load_dir(out.path()).unwrap_err().to_string();
+    assert!(err.contains("does not name 浙商银行 陈思远"), "{err}");
+}
+
+#[test]
+fn prizes_the_model_cannot_represent_are_problems_not_other_prizes() {
+    let name = "2023-new-prizes.txt";
+    let text = read(&fixtures().join(name));
+    let imported = import_report(&text, name).unwrap();
+    let problems: Vec<(usize, &str)> = imported
+        .problems
+        .iter()
+        .map(|p| (p.line, p.why.as_str()))
+        .collect();
+    assert_eq!(problems[0], (8, "prize 特等奖 is not supported yet"));
+    assert_eq!(problems[1].0, 8);
+    assert!(
+        problems[1].1.contains("浙商银行 数智先锋队"),
+        "{problems:?}"
+    );
+    assert_eq!(problems[2], (14, "prize 最佳创意奖 is not supported yet"));
+    assert_eq!(problems[3].0, 15);
+    assert!(problems[3].1.contains("最佳创意奖"), "{problems:?}");
+    assert_eq!(problems[4], (16, "prize 优秀奖 is not supported yet"));
+    assert_eq!(problems[5].0, 16);
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    // 特等奖 is not turned into 一等奖 (the lexicon's reading for questions):
+    // only the rows of prizes the model has are imported.
+    let rows: Vec<(String, &str)> = imported
+        .awards
+        .iter()
+        .map(|a| (a.prize().full_label_zh(), a.winner.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("团体一等奖(银行机构组)".to_string(), "杭银数据队"),
+            ("个人一等奖(银行机构组)".to_string(), "欧阳文杰"),
+            ("团体一等奖(保险机构组)".to_string(), "国寿数智领航队"),
+            ("最佳人气奖".to_string(), "甬数智汇队"),
+        ]
+    );
+    let summary = imported.summary.to_string();
+    assert!(
+        summary.contains("6 problems in the award list:\n  line 8: 团体特等奖：浙商银行 数智先锋队 — prize 特等奖 is not supported yet"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn options_set_what_the_page_does_not_state_or_override_it() {
+    let name = "2023-results.csv";
+    let text = read(&fixtures().join(name));
+    // A CSV states no final: the importer says what to pass.
+    let err = import_report(&text, name).unwrap_err().to_string();
+    assert!(err.contains("date and city of the final"), "{err}");
+    let options = ImportOptions {
+        final_date: Some("2023-11-21".into()),
+        city: Some("宁波".into()),
+        year: Some(2023),
+        ..ImportOptions::default()
+    };
+    let imported = import_report_with(&text, name, &options).unwrap();
+    assert_eq!(
+        (
+            imported.meta.final_date.as_str(),
+            imported.meta.city.as_str()
+        ),
+        ("2023-11-21", "宁波")
+    );
+    // Given values win over the page's.
+    let page = read(&fixtures().join("2023-classic.txt"));
+    let imported = import_report_with(
+        &page,
+        "2023-classic.txt",
+        &ImportOptions {
+            city: Some("宁波".into()),
+            ..ImportOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(imported.meta.city, "宁波");
+    assert_eq!(imported.meta.final_date, "2023-11-21");
+    for (options, what) in [
+        (
+            ImportOptions {
+                final_date: Some("2023-02-30".into()),
+                ..ImportOptions::default()
+            },
+            "date",
+        ),
+        (
+            ImportOptions {
+                contest: Some("2023某某大赛".into()),
+                ..ImportOptions::default()
+            },
+            "contest",
+        ),
+    ] {
+        let err = import_report_with(&page, "2023-classic.txt", &options).unwrap_err();
+        assert!(
+            matches!(err, ImportError::InvalidOption { .. }) && err.to_string().contains(what),
+            "{err}"
+        );
+    }
+    // A table without the contest's name anywhere cannot be a report: the
+    // loader checks that the text names its contest.
+    let bare: String = text.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let err = import_report_with(&bare, "bare.csv", &options).unwrap_err();
+    assert!(err.to_string().contains("contest name"), "{err}");
+}

@@ -109,7 +109,13 @@ fn classify_all(lines: &[Line]) -> Vec<Item> {
 
 fn classify_one(line: &Line, table: &mut Option<Table>, known: &[String]) -> Item {
     if let Some(cells) = &line.cells {
-        let filled: Vec<&String> = cells.iter().filter(|c| !c.trim().is_empty()).collect();
+        let mut filled: Vec<&String> = cells.iter().filter(|c| !c.trim().is_empty()).collect();
+        // A cell spanning the row (`colspan`) is a line of text: a section heading.
+        let mut distinct = filled.clone();
+        distinct.dedup();
+        if distinct.len() == 1 {
+            filled = distinct;
+        }
         match filled.len() {
             0 => return Item::Line(Class::Blank),
             1 => return Item::Line(line::classify(filled[0], known)),
@@ -466,7 +472,10 @@ fn parse_at(lines: &[Line], items: &[Item], start: usize, inclusive: bool) -> Re
                 };
                 let next = next_nonblank(i);
                 let prev = items[..i].iter().rev().find(|c| !c.is_blank());
-                let touches = prev.is_some_and(Item::is_listy) || next.is_some_and(Item::is_entry);
+                // A table ends where its rows end: text after it does not touch it.
+                let after_table = matches!(prev, Some(Item::TableRow { .. }));
+                let touches = (prev.is_some_and(Item::is_listy) && !after_table)
+                    || next.is_some_and(Item::is_entry);
                 let inside = next.is_some_and(|n| n.is_heading() || n.names_prize())
                     || (!line::is_prose(lines[i].text.trim()) && touches);
                 if !inside {

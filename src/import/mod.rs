@@ -226,6 +226,21 @@ fn invalid_option(what: &'static str, value: &str, why: impl Into<String>) -> Im
     }
 }
 
+/// Traditional characters as simplified ones, character for character (so
+/// positions carry over to the text as written); the text itself when the
+/// conversion would change its length.
+fn simplified(s: &str) -> String {
+    if !s.chars().any(crate::engine::normalize::is_cjk) {
+        return s.to_string();
+    }
+    let out = fast2s::convert(s);
+    if out.chars().count() == s.chars().count() {
+        out
+    } else {
+        s.to_string()
+    }
+}
+
 /// `YYYY-MM-DD` → (year, month, day), checked.
 fn parse_date(s: &str) -> Result<(u16, u32, u32), ImportError> {
     let bad = |why: &str| invalid_option("date", s, why);
@@ -253,8 +268,20 @@ fn read_meta(
         .find(|l| !l.is_empty())
         .unwrap_or_default()
         .to_string();
-    let found =
-        meta::find_contest(&title).or_else(|| lines.iter().find_map(|l| meta::find_contest(l)));
+    // Pages in traditional characters (繁體版) are searched in simplified
+    // form; the contest's name is taken from the text as written, because
+    // the loader checks that the text contains it.
+    let simple: Vec<String> = lines.iter().map(|l| simplified(l)).collect();
+    let simple_lines: Vec<&str> = simple.iter().map(String::as_str).collect();
+    let contest_in = |line: &str| {
+        let s = simplified(line);
+        let (c, year) = meta::find_contest(&s)?;
+        let at = s.find(&c)?;
+        let from = s[..at].chars().count();
+        let original: String = line.chars().skip(from).take(c.chars().count()).collect();
+        Some((original, year))
+    };
+    let found = contest_in(&title).or_else(|| lines.iter().find_map(|l| contest_in(l)));
     let (contest, year) = match (&options.contest, found) {
         (Some(c), found) => {
             let c = c.trim();
@@ -298,7 +325,7 @@ fn read_meta(
     };
     let found = match (&given_date, &given_city) {
         (Some(_), Some(_)) => None,
-        _ => meta::find_final(lines, &contest, year)?,
+        _ => meta::find_final(&simple_lines, &simplified(&contest), year)?,
     };
     let (y, m, d) = match (given_date, &found) {
         (Some(date), _) => date,
@@ -318,7 +345,7 @@ fn read_meta(
             });
         }
     };
-    let counts = meta::find_counts(lines);
+    let counts = meta::find_counts(&simple_lines);
     let id = match &options.id {
         Some(id) => id.clone(),
         None => meta::derive_id(&contest, year)?,
