@@ -836,3 +836,84 @@ fn options_set_what_the_page_does_not_state_or_override_it() {
     let err = import_report_with(&bare, "bare.csv", &options).unwrap_err();
     assert!(err.to_string().contains("contest name"), "{err}");
 }
+
+fn reportbot(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_reportbot"))
+        .args(args)
+        .env_remove("REPORTBOT_DATA")
+        .env_remove("REPORTBOT_CONFIG")
+        .output()
+        .expect("run reportbot")
+}
+
+#[test]
+fn the_command_prints_the_summary_and_writes_only_when_asked() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let page = fixtures().join("2023-news-table.html");
+    let page = page.to_str().unwrap();
+
+    // --dry-run: the summary, nothing written.
+    let run = reportbot(&["import", page, "--out", dir, "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("final 2023-11-21 in 杭州; read as HTML"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("银行机构组\n  团体一等奖 (1 row)\n    line 6: 浙商银行 | 数智先锋队"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run: nothing was written"), "{stdout}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // Problems: listed with their lines, nothing written, a non-zero exit.
+    let new = fixtures().join("2023-new-prizes.txt");
+    let new = new.to_str().unwrap();
+    let run = reportbot(&["import", new, "--out", dir]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stdout.contains("line 14: 最佳创意奖 — prize 最佳创意奖 is not supported yet"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // --allow-problems writes the rest; the directory loads.
+    let run = reportbot(&["import", new, "--out", dir, "--allow-problems"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let k = Knowledge::load_dir(out.path()).unwrap();
+    assert_eq!(k.newest().awards.len(), 4);
+
+    // The date and city can be given for a table that does not state them.
+    let csv = fixtures().join("2023-results.csv");
+    let out2 = tempfile::tempdir().unwrap();
+    let run = reportbot(&[
+        "import",
+        csv.to_str().unwrap(),
+        "--out",
+        out2.path().to_str().unwrap(),
+        "--date",
+        "2023-11-21",
+        "--city",
+        "杭州",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let k = Knowledge::load_dir(out2.path()).unwrap();
+    assert_eq!(k.newest().meta.final_date, "2023-11-21");
+}

@@ -191,6 +191,10 @@ fn label_text(rest: &str) -> &str {
 
 /// `荣誉榜`, `获奖名单如下:`, `银行机构组获奖名单`: `Some(what else it names)`.
 fn list_heading(rest: &str) -> Option<Label> {
+    // Cheap test first: every list word has one of these (either script).
+    if !rest.contains(['榜', '单', '單', '况', '況', '果']) {
+        return None;
+    }
     let mut text = label_text(rest);
     // `…评出奖项30项。获奖名单如下：` ends a paragraph.
     if rest.trim_end().ends_with([':', '：'])
@@ -274,7 +278,11 @@ fn entries(rest: &str, known: &[String]) -> Option<Vec<Part>> {
     for item in &items {
         let (label, body) = match split_colon(item) {
             Some((head, body)) => {
-                let label = prize::recognize(label_text(head))?;
+                let head = label_text(head);
+                if !prize::may_be_label(head) {
+                    return None;
+                }
+                let label = prize::recognize(head)?;
                 labels += 1;
                 (Some(label), body)
             }
@@ -374,6 +382,7 @@ pub(crate) fn classify(raw: &str, known: &[String]) -> Class {
     }
     let text = label_text(rest);
     if !is_prose(text)
+        && prize::may_be_label(text)
         && let Some(label) = prize::recognize(text)
     {
         return Class::Heading { numbering, label };
@@ -387,8 +396,8 @@ pub(crate) fn classify(raw: &str, known: &[String]) -> Class {
     if let Some(parts) = entries(rest, known) {
         return Class::Entries { numbering, parts };
     }
-    let norm = normalize_word(rest);
-    if !is_prose(rest) && norm.chars().count() <= 20 && norm.contains('奖') {
+    if !is_prose(rest) && rest.contains(['奖', '獎']) && normalize_word(rest).chars().count() <= 20
+    {
         return Class::BadHeading(
             "names a prize but is not a heading like 团体一等奖(银行机构组), 一、银行机构组 or 最佳人气奖"
                 .to_string(),

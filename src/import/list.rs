@@ -91,12 +91,13 @@ fn classify_all(lines: &[Line]) -> Vec<Item> {
     let mut items = Vec::with_capacity(lines.len());
     let mut table: Option<Table> = None;
     let mut known: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for line in lines {
         let item = classify_one(line, &mut table, &known);
         if let Item::Line(Class::Entries { parts, .. }) | Item::TableRow { parts, .. } = &item {
             for p in parts {
                 if let Part::Row(r) = p
-                    && !known.contains(&r.institution)
+                    && seen.insert(r.institution.clone())
                 {
                     known.push(r.institution.clone());
                 }

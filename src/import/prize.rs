@@ -50,6 +50,14 @@ const LABEL_SUFFIXES: &[&str] = &[
 /// Words ending in 奖 that are not prize names.
 const NOT_PRIZES: &[&str] = &["获奖", "颁奖", "评奖", "得奖", "嘉奖", "大奖", "奖"];
 
+/// A cheap test before [`recognize`]: every label has one of these
+/// characters (in either script).
+pub(crate) fn may_be_label(text: &str) -> bool {
+    text.contains([
+        '奖', '獎', '组', '組', '类', '類', '道', '团', '團', '个', '個', '银', '銀', '保',
+    ])
+}
+
 /// Read `text` as a label: `Some(label)` when all of it (after
 /// [`normalize_word`]) is made of group, kind and prize words.
 pub(crate) fn recognize(text: &str) -> Option<Label> {

@@ -199,6 +199,10 @@ pub(crate) fn header(cells: &[String]) -> Option<Vec<Column>> {
 impl Table {
     /// A header row of a text table, with how its rows are split.
     pub fn from_text(line: &str) -> Option<Table> {
+        // A header names the institution column; test that cheaply first.
+        if !line.contains(['单', '單', '机', '機']) {
+            return None;
+        }
         if let Some(cells) = pipe_cells(line) {
             return header(&cells).map(|columns| Table::new(columns, Split::Pipe));
         }
