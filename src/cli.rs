@@ -46,9 +46,9 @@ pub enum Command {
     },
     /// Print subscriber counts.
     Subscribers,
-    /// Turn a published report's text into checked data files.
+    /// Turn a published report (text, Markdown, CSV/TSV or a saved HTML page) into checked data files.
     Import {
-        /// The report as published (plain text).
+        /// The report as published: a text file, a saved news page (.html), or a table (.csv, .tsv).
         report: PathBuf,
         /// Data directory to write into (default: --data, else ./data).
         #[arg(long)]
@@ -56,6 +56,24 @@ pub enum Command {
         /// Report id (default: derived from the contest's year and name).
         #[arg(long)]
         id: Option<String>,
+        /// Read the report as text, csv, tsv or html (default: from its extension and content).
+        #[arg(long)]
+        format: Option<crate::import::Format>,
+        /// The contest's name, when the page's title does not give it as `YYYY…大赛` (it must occur in the report).
+        #[arg(long)]
+        contest: Option<String>,
+        /// The contest's year (default: from the contest's name).
+        #[arg(long)]
+        year: Option<u16>,
+        /// Date of the final, YYYY-MM-DD (default: from a sentence like `11月22日,…在杭州举行`).
+        #[arg(long)]
+        date: Option<String>,
+        /// City of the final (default: from the same sentence).
+        #[arg(long)]
+        city: Option<String>,
+        /// Print the summary and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Replace files of an existing report with different content.
         #[arg(long)]
         overwrite: bool,
@@ -63,7 +81,7 @@ pub enum Command {
         #[arg(long)]
         allow_problems: bool,
         /// Also queue an announcement of the new report for subscribers.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         publish: bool,
     },
 }
@@ -72,14 +90,15 @@ pub enum Command {
 pub struct ImportArgs<'a> {
     pub report: &'a std::path::Path,
     pub out: &'a std::path::Path,
-    pub id: Option<String>,
+    pub options: crate::import::ImportOptions,
+    pub dry_run: bool,
     pub overwrite: bool,
     pub allow_problems: bool,
 }
 
-/// Import a report; returns the id of the report written.
-pub fn import(args: ImportArgs<'_>) -> anyhow::Result<String> {
-    use crate::import::{ImportOptions, WriteOptions, import_report_with, write_report_with};
+/// Import a report; returns the id of the report written (`None` for a dry run).
+pub fn import(args: ImportArgs<'_>) -> anyhow::Result<Option<String>> {
+    use crate::import::{WriteOptions, import_report_with, write_report_with};
     let text = std::fs::read_to_string(args.report)
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", args.report.display()))?;
     let name = args
@@ -87,18 +106,32 @@ pub fn import(args: ImportArgs<'_>) -> anyhow::Result<String> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow::anyhow!("{}: not a file name", args.report.display()))?;
-    let imported = import_report_with(&text, name, &ImportOptions { id: args.id })
+    let imported = import_report_with(&text, name, &args.options)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.report.display()))?;
+    let m = &imported.meta;
+    let read_as = match &imported.original {
+        Some(_) => format!(
+            "{}, article text stored as sources/{}",
+            imported.format.name(),
+            m.source
+        ),
+        None => imported.format.name().to_string(),
+    };
     println!(
-        "{} ({}): {}",
-        imported.meta.contest, imported.meta.id, imported.summary
+        "{} ({}): final {} in {}; read as {read_as}; award list at lines {}-{}",
+        m.contest, m.id, m.final_date, m.city, imported.award_list.0, imported.award_list.1
     );
+    println!("{}", imported.summary);
     if !imported.problems.is_empty() && !args.allow_problems {
         anyhow::bail!(
             "{}: {} line(s) of the award list could not be placed (listed above); nothing was written. Fix them, or pass --allow-problems to write the rest",
             args.report.display(),
             imported.problems.len()
         );
+    }
+    if args.dry_run {
+        println!("dry run: nothing was written");
+        return Ok(None);
     }
     let written = write_report_with(
         &imported,
@@ -111,7 +144,7 @@ pub fn import(args: ImportArgs<'_>) -> anyhow::Result<String> {
     println!("{written}");
     // Prove the directory loads as the bot will load it.
     crate::knowledge::Knowledge::load_dir(args.out)?;
-    Ok(imported.meta.id.clone())
+    Ok(Some(imported.meta.id.clone()))
 }
 
 /// `import --publish`: announce the report once (publishing again is a no-op).

@@ -59,19 +59,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             report,
             out,
             id,
+            format,
+            contest,
+            year,
+            date,
+            city,
+            dry_run,
             overwrite,
             allow_problems,
             publish,
         }) => {
             let out = out.or(data_dir.clone()).unwrap_or_else(|| "data".into());
-            let id = cli::import(cli::ImportArgs {
+            let written = cli::import(cli::ImportArgs {
                 report: &report,
                 out: &out,
-                id,
+                options: reportbot::import::ImportOptions {
+                    id,
+                    format,
+                    contest,
+                    year,
+                    final_date: date,
+                    city,
+                },
+                dry_run,
                 overwrite,
                 allow_problems,
             })?;
-            if publish {
+            if let (true, Some(id)) = (publish, written) {
                 let store = SqliteStore::open(settings.database_path())?;
                 cli::publish(&store, &out, &id)?;
             }

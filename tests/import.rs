@@ -105,8 +105,20 @@ fn the_2022_report_round_trips_exactly() {
     assert_eq!(imported.award_list, (5, 82));
 
     assert_eq!(
-        imported.summary.to_string(),
+        imported.summary.headline(),
         "银行机构组: 20 rows in 8 prizes; 保险机构组: 20 rows in 8 prizes; 最佳人气奖: 2 rows"
+    );
+    // The summary shows every row under its group and prize, with its line.
+    let summary = imported.summary.to_string();
+    assert!(
+        summary.contains(
+            "银行机构组\n  团体一等奖 (1 row)\n    line 8: 工商银行浙江省分行 | 工银浙里队\n"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("最佳人气奖 (2 rows)\n  line 81: 浙江农商联合银行 | 农商助农队\n  line 82: 平安财险浙江分公司 | 平安风控专家队"),
+        "{summary}"
     );
 
     // Byte for byte, as written.
@@ -216,6 +228,7 @@ fn a_new_report_is_imported_with_its_problems() {
         lines.next(),
         Some("银行机构组: 4 rows in 2 prizes; 保险机构组: 1 row in 1 prize; 最佳人气奖: 1 row")
     );
+    let mut lines = lines.skip_while(|l| !l.ends_with("in the award list:"));
     assert_eq!(lines.next(), Some("1 problem in the award list:"));
     assert!(
         lines
@@ -302,6 +315,7 @@ fn existing_files_are_not_overwritten_silently() {
 fn an_explicit_id_wins() {
     let options = ImportOptions {
         id: Some("2099-test".to_string()),
+        ..ImportOptions::default()
     };
     let imported = import_report_with(&text_2099(), SOURCE_2099, &options).unwrap();
     assert_eq!(imported.meta.id, "2099-test");
@@ -312,6 +326,7 @@ fn an_explicit_id_wins() {
     for bad in ["", "../x", "Upper", "a/b", "-x"] {
         let options = ImportOptions {
             id: Some(bad.to_string()),
+            ..ImportOptions::default()
         };
         assert!(
             matches!(
@@ -388,21 +403,26 @@ fn nothing_in_the_list_is_dropped_silently() {
     assert_eq!(imported.meta.teams, None);
     assert_eq!(imported.award_list, (2, 10));
 
-    // A note inside the list, followed by a heading, is a problem, not the end.
+    // A sentence inside the list, followed by a heading, is a problem, not
+    // the end; a remark about the order (排名不分先后) is no entry and no problem.
     let text = [
         "2099浙江测试大赛顺利举办",             // 1
         "荣誉榜",                               // 2
         "最佳人气奖",                           // 3
         "测试银行 测试队",                      // 4
         "",                                     // 5
-        "注:以下为个人奖项,排名不分先后。",     // 6
+        "以下为个人奖项,请核对。",              // 6
         "个人一等奖(银行机构组)",               // 7
-        "测试银行 张测试",                      // 8
-        "11月5日,2099浙江测试大赛在宁波举行。", // 9
+        "（排名不分先后）",                     // 8
+        "测试银行 张测试",                      // 9
+        "注:以上排名不分先后。",                // 10
+        "个人二等奖(银行机构组)",               // 11
+        "测试银行 李测试",                      // 12
+        "11月5日,2099浙江测试大赛在宁波举行。", // 13
     ]
     .join("\n");
     let imported = import_report(&text, "x.txt").unwrap();
-    assert_eq!(imported.awards.len(), 2);
+    assert_eq!(imported.awards.len(), 3);
     let lines: Vec<usize> = imported.problems.iter().map(|p| p.line).collect();
     assert_eq!(lines, [6]);
 }
@@ -436,4 +456,464 @@ fn windows_line_ends_and_a_byte_order_mark_change_nothing() {
         windows.as_bytes()
     );
     Knowledge::load_dir(out.path()).expect("loads");
+}
+
+// ---------------------------------------------------------------------------
+// Next year's results as pages really publish them: one fixture per layout
+// under tests/fixtures/import/, each with a hand-written `.expected` file:
+//
+//   # contest: …          the contest name the page states
+//   # final: DATE CITY     the final's date and city
+//   # counts: T P F        teams, participants, finalists (optional)
+//   # option: KEY VALUE    an import option (date, city, format)
+//   LINE<TAB>PRIZE<TAB>INSTITUTION<TAB>WINNER   every row, in page order
+//
+// Round trip: import → write next to the shipped 2022 report → load with
+// Knowledge::load_dir → ask the engine for every prize cell → exactly that
+// cell's rows, and no winner of another cell.
+
+use reportbot::Engine;
+use reportbot::import::Format;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import")
+}
+
+#[derive(Debug, Default)]
+struct Expected {
+    contest: String,
+    final_date: String,
+    city: String,
+    counts: Option<(Option<u32>, Option<u32>, Option<u32>)>,
+    options: ImportOptions,
+    /// (line, prize label, institution, winner)
+    rows: Vec<(usize, String, String, String)>,
+}
+
+fn expected(name: &str) -> Expected {
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let path = fixtures().join(format!("{stem}.expected"));
+    let mut e = Expected::default();
+    for (n, line) in read(&path).lines().enumerate() {
+        let place = || format!("{}:{}", path.display(), n + 1);
+        if let Some(rest) = line.strip_prefix("# ") {
+            let (key, value) = rest
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{}", place()));
+            match key {
+                "contest" => e.contest = value.to_string(),
+                "final" => {
+                    let (d, c) = value.split_once(' ').unwrap();
+                    e.final_date = d.to_string();
+                    e.city = c.to_string();
+                }
+                "counts" => {
+                    let n: Vec<Option<u32>> = value.split(' ').map(|v| v.parse().ok()).collect();
+                    e.counts = Some((n[0], n[1], n[2]));
+                }
+                "option" => {
+                    let (k, v) = value.split_once(' ').unwrap();
+                    match k {
+                        "date" => e.options.final_date = Some(v.to_string()),
+                        "city" => e.options.city = Some(v.to_string()),
+                        "format" => e.options.format = Some(v.parse::<Format>().unwrap()),
+                        other => panic!("{}: unknown option {other}", place()),
+                    }
+                }
+                other => panic!("{}: unknown key {other}", place()),
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 4, "{}: {line:?}", place());
+        e.rows.push((
+            f[0].parse().unwrap_or_else(|_| panic!("{}", place())),
+            f[1].to_string(),
+            f[2].to_string(),
+            f[3].to_string(),
+        ));
+    }
+    assert!(!e.rows.is_empty(), "{}: no rows", path.display());
+    e
+}
+
+/// A data directory with the shipped 2022 report in it.
+fn data_dir_with_2022() -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let r2022 = import_report(&text_2022(), SOURCE_2022).unwrap();
+    write_report(&r2022, out.path()).unwrap();
+    out
+}
+
+/// The `· institution winner` lines of an answer.
+fn listed(answer: &str) -> BTreeSet<String> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("· "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn round_trip(name: &str) {
+    let text = read(&fixtures().join(name));
+    let e = expected(name);
+    let imported =
+        import_report_with(&text, name, &e.options).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert!(
+        imported.problems.is_empty(),
+        "{name}:\n{}",
+        imported.summary
+    );
+    let got: Vec<(usize, String, String, String)> = imported
+        .awards
+        .iter()
+        .map(|a| {
+            (
+                a.line,
+                a.prize().full_label_zh(),
+                a.institution.clone(),
+                a.winner.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got, e.rows, "{name}:\n{}", imported.summary);
+    let m = &imported.meta;
+    assert_eq!(m.contest, e.contest, "{name}");
+    assert_eq!(m.year, 2023, "{name}");
+    assert_eq!(m.id, "2023-zhejiang", "{name}");
+    assert_eq!(m.final_date, e.final_date, "{name}");
+    assert_eq!(m.city, e.city, "{name}");
+    if let Some(counts) = e.counts {
+        assert_eq!((m.teams, m.participants, m.finalists), counts, "{name}");
+    }
+
+    let out = data_dir_with_2022();
+    write_report(&imported, out.path()).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let k = Knowledge::load_dir(out.path()).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(k.newest().meta.id, "2023-zhejiang");
+    assert_eq!(k.reports.len(), 2);
+    let engine = Engine::new(Arc::new(k));
+
+    let cells: BTreeSet<&str> = e.rows.iter().map(|r| r.1.as_str()).collect();
+    for cell in cells {
+        let question = format!("{cell}是谁");
+        let answer = engine.ask(&question).text;
+        let want: BTreeSet<String> = e
+            .rows
+            .iter()
+            .filter(|r| r.1 == cell)
+            .map(|r| format!("{} {}", r.2, r.3))
+            .collect();
+        assert_eq!(listed(&answer), want, "{name}: {question}\n{answer}");
+        for other in e.rows.iter().filter(|r| r.1 != cell) {
+            if want.iter().any(|w| w.ends_with(&format!(" {}", other.3))) {
+                continue; // the same team won this cell too
+            }
+            assert!(
+                !answer.contains(&other.3),
+                "{name}: {question} names {} of {}\n{answer}",
+                other.3,
+                other.1
+            );
+        }
+    }
+}
+
+#[test]
+fn layout_classic_2022_style() {
+    round_trip("2023-classic.txt");
+}
+
+#[test]
+fn layout_inline_rows_under_numbered_group_sections() {
+    round_trip("2023-inline-sections.txt");
+}
+
+#[test]
+fn layout_numbered_headings_with_winner_then_institution() {
+    round_trip("2023-numbered.txt");
+}
+
+#[test]
+fn layout_text_table_aligned_with_spaces() {
+    round_trip("2023-aligned.txt");
+}
+
+#[test]
+fn layout_text_table_aligned_with_tabs() {
+    round_trip("2023-tab-aligned.txt");
+}
+
+#[test]
+fn layout_markdown_tables_under_section_headings() {
+    round_trip("2023-markdown.md");
+}
+
+#[test]
+fn layout_csv_with_header_in_another_order_and_date_from_options() {
+    round_trip("2023-results.csv");
+}
+
+#[test]
+fn layout_tab_separated_export_with_merged_cells() {
+    round_trip("2023-excel-export.tsv");
+}
+
+#[test]
+fn layout_html_news_page_list_in_paragraphs() {
+    round_trip("2023-news-p.html");
+}
+
+#[test]
+fn layout_html_traditional_cms_page_list_in_br_lines() {
+    round_trip("2023-cms-traditional.htm");
+}
+
+#[test]
+fn layout_html_table_with_merged_cells() {
+    round_trip("2023-news-table.html");
+}
+
+#[test]
+fn the_stored_source_of_a_page_is_its_article_text_and_the_page_is_kept() {
+    let name = "2023-news-p.html";
+    let html = read(&fixtures().join(name));
+    let imported = import_report(&html, name).unwrap();
+    assert_eq!(imported.format, Format::Html);
+    assert_eq!(imported.meta.source, "2023-news-p.txt");
+    let text = &imported.source_text;
+    // Page furniture is not article text; entities are decoded.
+    for absent in [
+        "首页",
+        "2022年大赛获奖名单",
+        "版权所有",
+        "统计代码",
+        "分享到",
+        "&nbsp;",
+        "<p>",
+    ] {
+        assert!(!text.contains(absent), "{absent:?} in\n{text}");
+    }
+    assert!(text.starts_with("2023浙江银行业保险业数字化改革数据应用创新大赛举行\n"));
+    assert!(text.contains(
+        "\n团体二等奖：人保财险浙江省分公司 人保“数智风控”队；平安产险浙江分公司 平安智赔先锋队\n"
+    ));
+    // Every row's line names it, as the loader checks.
+    let lines: Vec<&str> = text.lines().collect();
+    for a in &imported.awards {
+        let line = lines[a.line - 1].replace(' ', "");
+        assert!(
+            line.contains(&a.institution) && line.contains(&a.winner),
+            "{a:?}"
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let written = write_report(&imported, out.path()).unwrap();
+    assert_eq!(written.files.len(), 4);
+    assert_eq!(
+        read(&out.path().join("sources/2023-news-p.html")),
+        html,
+        "the page is kept as given"
+    );
+    assert_eq!(read(&out.path().join("sources/2023-news-p.txt")), *text);
+    // A row that is not on its line in the stored text does not load.
+    let awards = out.path().join("reports/2023-zhejiang/awards.json");
+    let forged = read(&awards).replace("\"陈思远\", \"line\": 9", "\"陈思远\", \"line\": 8");
+    std::fs::write(&awards, forged).unwrap();
+    let err = Knowledge::load_dir(out.path()).unwrap_err().to_string();
+    assert!(err.contains("does not name 浙商银行 陈思远"), "{err}");
+}
+
+#[test]
+fn prizes_the_model_cannot_represent_are_problems_not_other_prizes() {
+    let name = "2023-new-prizes.txt";
+    let text = read(&fixtures().join(name));
+    let imported = import_report(&text, name).unwrap();
+    let problems: Vec<(usize, &str)> = imported
+        .problems
+        .iter()
+        .map(|p| (p.line, p.why.as_str()))
+        .collect();
+    assert_eq!(problems[0], (8, "prize 特等奖 is not supported yet"));
+    assert_eq!(problems[1].0, 8);
+    assert!(
+        problems[1].1.contains("浙商银行 数智先锋队"),
+        "{problems:?}"
+    );
+    assert_eq!(problems[2], (14, "prize 最佳创意奖 is not supported yet"));
+    assert_eq!(problems[3].0, 15);
+    assert!(problems[3].1.contains("最佳创意奖"), "{problems:?}");
+    assert_eq!(problems[4], (16, "prize 优秀奖 is not supported yet"));
+    assert_eq!(problems[5].0, 16);
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    // 特等奖 is not turned into 一等奖 (the lexicon's reading for questions):
+    // only the rows of prizes the model has are imported.
+    let rows: Vec<(String, &str)> = imported
+        .awards
+        .iter()
+        .map(|a| (a.prize().full_label_zh(), a.winner.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("团体一等奖(银行机构组)".to_string(), "杭银数据队"),
+            ("个人一等奖(银行机构组)".to_string(), "欧阳文杰"),
+            ("团体一等奖(保险机构组)".to_string(), "国寿数智领航队"),
+            ("最佳人气奖".to_string(), "甬数智汇队"),
+        ]
+    );
+    let summary = imported.summary.to_string();
+    assert!(
+        summary.contains("6 problems in the award list:\n  line 8: 团体特等奖：浙商银行 数智先锋队 — prize 特等奖 is not supported yet"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn options_set_what_the_page_does_not_state_or_override_it() {
+    let name = "2023-results.csv";
+    let text = read(&fixtures().join(name));
+    // A CSV states no final: the importer says what to pass.
+    let err = import_report(&text, name).unwrap_err().to_string();
+    assert!(err.contains("date and city of the final"), "{err}");
+    let options = ImportOptions {
+        final_date: Some("2023-11-21".into()),
+        city: Some("宁波".into()),
+        year: Some(2023),
+        ..ImportOptions::default()
+    };
+    let imported = import_report_with(&text, name, &options).unwrap();
+    assert_eq!(
+        (
+            imported.meta.final_date.as_str(),
+            imported.meta.city.as_str()
+        ),
+        ("2023-11-21", "宁波")
+    );
+    // Given values win over the page's.
+    let page = read(&fixtures().join("2023-classic.txt"));
+    let imported = import_report_with(
+        &page,
+        "2023-classic.txt",
+        &ImportOptions {
+            city: Some("宁波".into()),
+            ..ImportOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(imported.meta.city, "宁波");
+    assert_eq!(imported.meta.final_date, "2023-11-21");
+    for (options, what) in [
+        (
+            ImportOptions {
+                final_date: Some("2023-02-30".into()),
+                ..ImportOptions::default()
+            },
+            "date",
+        ),
+        (
+            ImportOptions {
+                contest: Some("2023某某大赛".into()),
+                ..ImportOptions::default()
+            },
+            "contest",
+        ),
+    ] {
+        let err = import_report_with(&page, "2023-classic.txt", &options).unwrap_err();
+        assert!(
+            matches!(err, ImportError::InvalidOption { .. }) && err.to_string().contains(what),
+            "{err}"
+        );
+    }
+    // A table without the contest's name anywhere cannot be a report: the
+    // loader checks that the text names its contest.
+    let bare: String = text.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let err = import_report_with(&bare, "bare.csv", &options).unwrap_err();
+    assert!(err.to_string().contains("contest name"), "{err}");
+}
+
+fn reportbot(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_reportbot"))
+        .args(args)
+        .env_remove("REPORTBOT_DATA")
+        .env_remove("REPORTBOT_CONFIG")
+        .output()
+        .expect("run reportbot")
+}
+
+#[test]
+fn the_command_prints_the_summary_and_writes_only_when_asked() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let page = fixtures().join("2023-news-table.html");
+    let page = page.to_str().unwrap();
+
+    // --dry-run: the summary, nothing written.
+    let run = reportbot(&["import", page, "--out", dir, "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("final 2023-11-21 in 杭州; read as HTML"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("银行机构组\n  团体一等奖 (1 row)\n    line 6: 浙商银行 | 数智先锋队"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run: nothing was written"), "{stdout}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // Problems: listed with their lines, nothing written, a non-zero exit.
+    let new = fixtures().join("2023-new-prizes.txt");
+    let new = new.to_str().unwrap();
+    let run = reportbot(&["import", new, "--out", dir]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stdout.contains("line 14: 最佳创意奖 — prize 最佳创意奖 is not supported yet"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // --allow-problems writes the rest; the directory loads.
+    let run = reportbot(&["import", new, "--out", dir, "--allow-problems"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let k = Knowledge::load_dir(out.path()).unwrap();
+    assert_eq!(k.newest().awards.len(), 4);
+
+    // The date and city can be given for a table that does not state them.
+    let csv = fixtures().join("2023-results.csv");
+    let out2 = tempfile::tempdir().unwrap();
+    let run = reportbot(&[
+        "import",
+        csv.to_str().unwrap(),
+        "--out",
+        out2.path().to_str().unwrap(),
+        "--date",
+        "2023-11-21",
+        "--city",
+        "杭州",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let k = Knowledge::load_dir(out2.path()).unwrap();
+    assert_eq!(k.newest().meta.final_date, "2023-11-21");
 }

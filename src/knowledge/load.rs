@@ -314,8 +314,8 @@ fn check_awards(path: &Path, text: &str, awards: &[Award], source: &str) -> Resu
                 format!("the report has no line {}", a.line),
             ));
         };
-        let plain = strip_quotes(src_line);
-        if !plain.contains(&a.institution) || !plain.contains(&strip_quotes(&a.winner)) {
+        let plain = plain_text(src_line);
+        if !plain.contains(&plain_text(&a.institution)) || !plain.contains(&plain_text(&a.winner)) {
             return Err(invalid(
                 path,
                 format!("{} field `line`", place()),
@@ -339,10 +339,12 @@ fn check_awards(path: &Path, text: &str, awards: &[Award], source: &str) -> Resu
     Ok(())
 }
 
-/// Quotation marks around team names vary between texts; compare without them.
-fn strip_quotes(s: &str) -> String {
+/// Quotation marks around team names and spaces inside names (`王　芳`,
+/// padded to the width of a three-character name) vary between texts;
+/// compare without them.
+fn plain_text(s: &str) -> String {
     s.chars()
-        .filter(|c| !matches!(c, '“' | '”' | '"' | '「' | '」'))
+        .filter(|c| !matches!(c, '“' | '”' | '"' | '「' | '」') && !c.is_whitespace())
         .collect()
 }
 
