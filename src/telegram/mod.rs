@@ -3,6 +3,7 @@
 
 mod commands;
 mod conversations;
+pub mod errors;
 mod flood;
 mod handlers;
 pub mod keyboards;
