@@ -86,6 +86,11 @@ pub enum StoreError {
     /// A stored value could not be understood (hand-edited file?).
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The database cannot be used right now (its file was deleted under
+    /// the running program, the server is unreachable …); nothing was
+    /// changed, and trying again later may work.
+    #[error("database temporarily unavailable: {0}")]
+    Unavailable(String),
     /// Any other error of the database.
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),

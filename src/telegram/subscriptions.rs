@@ -72,8 +72,8 @@ async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool 
 fn store_trouble(lang: Lang) -> String {
     t(
         lang,
-        "抱歉,订阅服务暂时出错,请稍后再试。",
-        "Sorry, subscriptions are not available right now; please try again later.",
+        "抱歉,订阅服务暂时不可用,请稍后再试。",
+        "Sorry, subscriptions are temporarily unavailable; please try again later.",
     )
 }
 
