@@ -48,7 +48,8 @@
 //! # Layout
 //!
 //! - [`settings`]: `[broadcast]` settings and their limits;
-//! - [`pacer`]: the local send budget (one process);
+//! - [`budget`]: where slots come from: [`pacer`], the local budget of one
+//!   process, or the budget shared by every process on a PostgreSQL database;
 //! - [`sender`]: sending one message ([`TelegramSender`]);
 //! - [`progress`]: the events the worker reports;
 //! - [`worker`]: the [`Broadcaster`] itself.
@@ -56,6 +57,7 @@
 //! Telegram's errors are sorted by [`crate::telegram::errors::classify`],
 //! the same classifier the replies use.
 
+pub mod budget;
 pub mod pacer;
 pub mod progress;
 pub mod sender;

@@ -42,6 +42,11 @@ pub struct BroadcastSettings {
     /// not the rate, is the limit: a self-hosted Bot API server at hundreds
     /// of messages a second.
     pub max_in_flight: usize,
+    /// How long an outbox row stays leased to the worker that took it. If
+    /// that worker's process dies, other instances (PostgreSQL) send the
+    /// row once this has passed. Each send renews its row's lease, so it
+    /// must exceed the longest send (`telegram.send_timeout_secs`).
+    pub lease_secs: u64,
 }
 
 impl Default for BroadcastSettings {
@@ -55,6 +60,7 @@ impl Default for BroadcastSettings {
             batch: 500,
             progress_interval_ms: 3000,
             max_in_flight: 1,
+            lease_secs: 10,
         }
     }
 }
@@ -107,7 +113,29 @@ impl BroadcastSettings {
                 format!("must be 1 to {MAX_IN_FLIGHT}"),
             ));
         }
+        if !(1..=3600).contains(&self.lease_secs) {
+            return Err(bad("lease_secs", "must be 1 to 3600"));
+        }
         Ok(())
+    }
+
+    /// How long a leased outbox row stays this worker's.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+
+    /// Rows leased at a time: at most `batch`, and about half a second of
+    /// sends at the configured rate, so that the worker comes back for more
+    /// often and a crashed instance's rows are taken over soon after their
+    /// lease.
+    pub fn lease_batch(&self) -> usize {
+        let half_second = (self.rate_per_sec / 2.0).ceil();
+        let n = if half_second.is_finite() && half_second >= 1.0 {
+            half_second as usize
+        } else {
+            1
+        };
+        n.clamp(1, self.batch.max(1))
     }
 
     /// The gap between two sends.

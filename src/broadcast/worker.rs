@@ -1,27 +1,39 @@
-//! The delivery worker: reads the outbox, waits for a slot, sends, records.
+//! The delivery worker: leases outbox rows, waits for a slot, sends, records.
+//!
+//! - [`deliver`]: one send and what Telegram's answer means for the row;
+//! - [`report`]: progress events and finishing announcements.
 
+mod deliver;
+mod report;
+
+use super::budget::Budget;
 use super::pacer::Pacer;
-use super::progress::{BroadcastEvent, ProgressReport};
-use super::sender::{AnnouncementSender, SentId};
+use super::progress::BroadcastEvent;
+use super::sender::AnnouncementSender;
 use super::settings::{BroadcastSettings, SettingsError};
 use crate::store::{
-    AnnouncementId, AnnouncementState, Delivery, DeliveryId, DeliveryState, Store, StoreError,
+    AnnouncementId, AnnouncementState, BeginSend, Delivery, DeliveryId, Store, StoreError,
     StoreResult,
 };
-use crate::telegram::errors::SendError;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{self, JoinError, JoinSet};
+
+/// How long an outcome is retried while the database is unreachable (e.g.
+/// restarting) before it is given up (the row is then sent again later).
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The delivery worker. See the module documentation.
 pub struct Broadcaster {
     store: Arc<dyn Store>,
     sender: Arc<dyn AnnouncementSender>,
     settings: BroadcastSettings,
-    pacer: Arc<Pacer>,
+    budget: Budget,
+    /// This worker's name on the rows it leases.
+    worker: String,
     events: Option<mpsc::UnboundedSender<BroadcastEvent>>,
     /// Transient errors in a row, over every send (shared by the sends in flight).
     consecutive_transient: AtomicU32,
@@ -33,6 +45,15 @@ enum Text {
     Unavailable,
 }
 
+/// Whether a delivery may go out at the slot just waited for.
+enum Slot {
+    Send,
+    /// Settled meanwhile, or another worker took it: nothing to do.
+    Skip,
+    /// Shutdown came during the wait.
+    Stopped,
+}
+
 /// How one send (with its 429 and migration retries) ended.
 enum Outcome {
     /// Telegram's answer is recorded (or recording it was given up, logged).
@@ -42,6 +63,8 @@ enum Outcome {
     Refused(String),
     /// Shutdown came during a wait to retry; the delivery stays pending.
     Abandoned,
+    /// Settled by someone else before a retry: nothing was sent.
+    Skipped,
 }
 
 /// What a send task hands back.
@@ -104,6 +127,20 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// A name for this worker on the rows it leases: unique per process.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{host}:{}:{nanos:08x}", std::process::id())
+}
+
 impl Broadcaster {
     pub fn new(
         store: Arc<dyn Store>,
@@ -112,23 +149,32 @@ impl Broadcaster {
     ) -> Result<Broadcaster, SettingsError> {
         settings.validate()?;
         Ok(Broadcaster {
-            pacer: Arc::new(Pacer::from_settings(&settings)),
+            budget: Budget::for_store(&store, &settings),
             store,
             sender,
             settings,
+            worker: worker_name(),
             events: None,
             consecutive_transient: AtomicU32::new(0),
         })
     }
 
-    /// Use a pacer shared with other senders (instead of the worker's own).
+    /// Use a pacer shared with other senders of this process (instead of
+    /// the worker's own). Ignored when the store shares a budget between
+    /// processes: that one counts every send.
     pub fn with_pacer(self, pacer: Arc<Pacer>) -> Broadcaster {
-        Broadcaster { pacer, ..self }
+        if self.budget.is_shared() {
+            return self;
+        }
+        Broadcaster {
+            budget: Budget::Local(pacer),
+            ..self
+        }
     }
 
-    /// The pacer the worker uses; give it to other senders of the bot.
-    pub fn pacer(&self) -> Arc<Pacer> {
-        Arc::clone(&self.pacer)
+    /// This worker's name on the rows it leases.
+    pub fn worker(&self) -> &str {
+        &self.worker
     }
 
     /// Progress events from now on (replaces an earlier receiver).
@@ -140,19 +186,28 @@ impl Broadcaster {
 
     /// Deliver until `shutdown` turns `true` (or its sender is dropped).
     /// Every send in flight (up to `max_in_flight`) is finished and recorded
-    /// before this returns; a wait for a slot or a retry is abandoned at once.
+    /// before this returns; a wait for a slot or a retry is abandoned at
+    /// once, and the rows this worker leased are given back.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         tracing::info!(
             rate_per_sec = self.settings.rate_per_sec,
             max_in_flight = self.settings.max_in_flight,
+            shared_budget = self.budget.is_shared(),
+            worker = %self.worker,
             "announcement delivery started"
         );
-        Arc::new(self).work(shutdown).await;
+        let this = Arc::new(self);
+        Arc::clone(&this).work(shutdown).await;
+        let worker = this.worker.clone();
+        if let Err(e) = this.blocking(move |s| s.release_leases(&worker)).await {
+            tracing::warn!(error = %e, "cannot give back leased deliveries; they are free after the lease");
+        }
         tracing::info!("announcement delivery stopped");
     }
 
     async fn work(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let max_in_flight = self.settings.max_in_flight.max(1);
+        let lease = self.settings.lease();
         let mut st = RunState::default();
         let mut flight = InFlight::new();
         'outer: loop {
@@ -163,11 +218,15 @@ impl Broadcaster {
                 self.settle(&mut st, &mut flight, joined).await;
             }
             self.finish_completed(&mut st).await;
-            // Rows being sent are still pending: read past them and leave
-            // them out, so that none is handed out twice.
+            // Rows being sent are still pending (and leased to us): read
+            // past them and leave them out, so that none is sent twice.
             let held = flight.held();
-            let limit = self.settings.batch + held;
-            let batch = match self.blocking(move |s| s.next_pending(limit)).await {
+            let limit = self.settings.lease_batch() + held;
+            let worker = self.worker.clone();
+            let leased = self
+                .blocking(move |s| s.lease_pending(&worker, limit, lease))
+                .await;
+            let batch = match leased {
                 Ok(mut batch) => {
                     if held > 0 {
                         batch.retain(|d| !flight.holds(d.id));
@@ -214,9 +273,7 @@ impl Broadcaster {
                 if stop_requested(&shutdown) {
                     break 'outer;
                 }
-                // Read a while ago: skip it if it was cancelled, or its chat
-                // unsubscribed or got blocked, since.
-                if flight.holds(d.id) || !self.still_pending(d).await {
+                if flight.holds(d.id) {
                     continue;
                 }
                 let text = match self.text_for(&mut st, d.announcement_id).await {
@@ -233,10 +290,12 @@ impl Broadcaster {
                     Text::Unavailable => continue,
                 };
                 attempted = true;
-                tokio::select! {
-                    biased;
-                    _ = stopped(&mut shutdown) => break 'outer,
-                    _ = self.pacer.wait(Some(d.chat_id)) => {}
+                // Leased a while ago: sent only if it is still pending and
+                // ours (not cancelled, unsubscribed, blocked or taken since).
+                match self.slot(d.id, d.chat_id, &mut shutdown).await {
+                    Slot::Send => {}
+                    Slot::Skip => continue,
+                    Slot::Stopped => break 'outer,
                 }
                 // The slot is now: send without waiting for earlier answers.
                 let this = Arc::clone(&self);
@@ -261,6 +320,38 @@ impl Broadcaster {
             self.settle(&mut st, &mut flight, joined).await;
         }
         self.report_due(&mut st, true).await;
+    }
+
+    /// Wait for a slot for delivery `id` to `chat`, then claim the row for
+    /// the send (renewing its lease). A pause that began meanwhile in
+    /// another instance means a new slot after it.
+    async fn slot(&self, id: DeliveryId, chat: i64, shutdown: &mut watch::Receiver<bool>) -> Slot {
+        let lease = self.settings.lease();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopped(shutdown) => return Slot::Stopped,
+                _ = self.budget.wait(Some(chat)) => {}
+            }
+            let worker = self.worker.clone();
+            match self
+                .blocking(move |s| s.begin_send(id, &worker, lease))
+                .await
+            {
+                Ok(BeginSend::Send) => return Slot::Send,
+                Ok(BeginSend::Skip) => return Slot::Skip,
+                Ok(BeginSend::Paused(_)) => continue,
+                Err(e) => {
+                    tracing::error!(delivery = %id, error = %e, "cannot claim a delivery; trying again");
+                    if tokio::time::timeout(Duration::from_millis(500), stopped(shutdown))
+                        .await
+                        .is_ok()
+                    {
+                        return Slot::Stopped;
+                    }
+                }
+            }
+        }
     }
 
     /// A send ended: forget it as in flight, abort its announcement if the
@@ -290,7 +381,7 @@ impl Broadcaster {
         let d = ended.delivery;
         match ended.outcome {
             Outcome::Recorded => {}
-            Outcome::Abandoned => return,
+            Outcome::Abandoned | Outcome::Skipped => return,
             Outcome::Refused(error) => self.abort(st, d, error).await,
         }
         st.dirty.insert(d.announcement_id);
@@ -316,46 +407,39 @@ impl Broadcaster {
             .map_err(|e| StoreError::Database(Box::new(e)))?
     }
 
-    /// Record an outcome; a failing database is retried a few times, then
-    /// logged (the row stays pending and is sent again later).
+    /// Record an outcome. While the database is unreachable (a restart, a
+    /// lost connection) it is tried again for up to a minute: an outcome not
+    /// recorded means a message sent twice. Given up, it is logged (the row
+    /// stays pending and is sent again later).
     async fn record<T, F>(&self, what: &'static str, f: F) -> Option<T>
     where
         T: Send + 'static,
         F: Fn(&dyn Store) -> StoreResult<T> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        let mut last = None;
-        for attempt in 1..=3u32 {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
             let f = Arc::clone(&f);
             match self.blocking(move |s| f(s)).await {
-                Ok(v) => return Some(v),
-                Err(e) => {
-                    tracing::warn!(what, attempt, error = %e, "cannot record a delivery");
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                Ok(v) => {
+                    if attempt > 1 {
+                        tracing::info!(what, attempt, "recorded a delivery after retrying");
+                    }
+                    return Some(v);
                 }
-            }
-        }
-        if let Some(e) = last {
-            tracing::error!(what, error = %e, "giving up recording a delivery");
-        }
-        None
-    }
-
-    fn emit(&self, event: BroadcastEvent) {
-        if let Some(tx) = &self.events {
-            // Nobody listening is fine.
-            let _ = tx.send(event);
-        }
-    }
-
-    async fn still_pending(&self, d: Delivery) -> bool {
-        match self.blocking(move |s| s.delivery(d.id)).await {
-            Ok(Some(info)) => info.state == DeliveryState::Pending,
-            Ok(None) => false,
-            Err(e) => {
-                tracing::error!(delivery = %d.id, error = %e, "cannot read a delivery");
-                false
+                Err(e) if started.elapsed() < RECORD_PATIENCE => {
+                    if attempt == 1 {
+                        tracing::warn!(what, error = %e, "cannot record a delivery; retrying");
+                    }
+                    let wait = (Duration::from_millis(200) * attempt).min(Duration::from_secs(2));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::error!(what, error = %e, "giving up recording a delivery");
+                    return None;
+                }
             }
         }
     }
@@ -378,208 +462,6 @@ impl Broadcaster {
             Err(e) => {
                 tracing::error!(announcement = %id, error = %e, "cannot read an announcement");
                 Text::Unavailable
-            }
-        }
-    }
-
-    /// Send one delivery at the slot just granted and record the answer.
-    /// Runs as a task of its own; a 429 or a migration retries here, at a
-    /// new slot.
-    async fn deliver(
-        &self,
-        d: Delivery,
-        text: Arc<str>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Outcome {
-        let mut chat = d.chat_id;
-        let mut migrations = 0;
-        let id = d.id;
-        loop {
-            // In flight: not abandoned on shutdown, so its outcome is recorded.
-            let outcome = self.sender.send(chat, &text).await;
-            match outcome {
-                Ok(SentId(message_id)) => {
-                    self.consecutive_transient.store(0, Ordering::Relaxed);
-                    self.record("sent", move |s| s.mark_sent(id, message_id))
-                        .await;
-                    return Outcome::Recorded;
-                }
-                Err(SendError::RetryAfter(wait)) => {
-                    tracing::warn!(
-                        chat,
-                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        "Telegram asked to slow down (429); pausing all sends"
-                    );
-                    self.pacer.pause_until(Instant::now() + wait);
-                }
-                Err(SendError::MigratedTo(to)) if migrations < 3 => {
-                    tracing::info!(from = chat, to, "group migrated to a supergroup");
-                    let from = chat;
-                    self.record("migrated", move |s| s.migrate_chat(from, to))
-                        .await;
-                    chat = to;
-                    migrations += 1;
-                }
-                Err(SendError::MigratedTo(to)) => {
-                    let error = format!("migrated again (to {to}); giving up");
-                    self.record("failed", move |s| s.mark_failed(id, &error))
-                        .await;
-                    return Outcome::Recorded;
-                }
-                Err(SendError::Blocked(reason)) => {
-                    self.consecutive_transient.store(0, Ordering::Relaxed);
-                    tracing::info!(chat, %reason, "chat unreachable; unsubscribed");
-                    self.record("blocked", move |s| s.mark_blocked(id, &reason))
-                        .await;
-                    return Outcome::Recorded;
-                }
-                Err(SendError::Transient(error)) => {
-                    let in_a_row = self
-                        .consecutive_transient
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                            Some(n.saturating_add(1))
-                        })
-                        .map_or(u32::MAX, |n| n.saturating_add(1));
-                    let attempts = d.attempts + 1;
-                    if attempts >= self.settings.max_attempts {
-                        tracing::warn!(chat, attempts, %error, "delivery failed; giving up");
-                        let error = format!("{error} (after {attempts} attempts)");
-                        self.record("failed", move |s| s.mark_failed(id, &error))
-                            .await;
-                    } else {
-                        let retry_in = self.settings.backoff(attempts);
-                        tracing::warn!(chat, attempts, %error, "delivery failed; will retry");
-                        self.record("retry", move |s| s.mark_retry(id, &error, retry_in))
-                            .await;
-                    }
-                    // Errors in a row usually mean Telegram or the network is
-                    // down for everyone: slow everything down, not just this row.
-                    let pause = self.settings.backoff(in_a_row);
-                    self.pacer.pause_until(Instant::now() + pause);
-                    return Outcome::Recorded;
-                }
-                Err(SendError::Permanent(error)) => {
-                    self.consecutive_transient.store(0, Ordering::Relaxed);
-                    tracing::warn!(chat, %error, "delivery refused");
-                    self.record("failed", move |s| s.mark_failed(id, &error))
-                        .await;
-                    return Outcome::Recorded;
-                }
-                Err(SendError::BadMessage(error)) => {
-                    self.consecutive_transient.store(0, Ordering::Relaxed);
-                    return Outcome::Refused(error);
-                }
-            }
-            // The same delivery again at a new slot (after the pause, if any).
-            tokio::select! {
-                biased;
-                _ = stopped(&mut shutdown) => return Outcome::Abandoned,
-                _ = self.pacer.wait(Some(chat)) => {}
-            }
-        }
-    }
-
-    /// The text is refused by Telegram: cancel the whole announcement.
-    async fn abort(&self, st: &mut RunState, d: Delivery, error: String) {
-        let (id, announcement) = (d.id, d.announcement_id);
-        let first = st.aborted.insert(announcement);
-        if first {
-            tracing::error!(%announcement, %error, "Telegram refuses the announcement text; cancelling it");
-        }
-        let message = error.clone();
-        self.record("failed", move |s| s.mark_failed(id, &message))
-            .await;
-        // Again for another send refused while in flight: cancelling twice is fine.
-        self.record("cancelled", move |s| s.cancel(announcement))
-            .await;
-        st.texts.remove(&announcement);
-        if !first {
-            return;
-        }
-        st.dirty.remove(&announcement);
-        st.last_report.remove(&announcement);
-        if let Some(report) = self.report(announcement).await {
-            self.emit(BroadcastEvent::Aborted { report, error });
-        }
-    }
-
-    async fn report(&self, id: AnnouncementId) -> Option<ProgressReport> {
-        let fetched = self
-            .blocking(move |s| Ok((s.progress(id)?, s.announcement(id)?)))
-            .await;
-        match fetched {
-            Ok((progress, Some(a))) => Some(ProgressReport {
-                announcement: id,
-                state: a.state,
-                progress,
-                eta: self.settings.eta(progress.pending),
-                progress_message: a.progress_message,
-            }),
-            Ok((_, None)) => None,
-            Err(e) => {
-                tracing::warn!(announcement = %id, error = %e, "cannot read progress");
-                None
-            }
-        }
-    }
-
-    /// Progress events for announcements with news, at most one per
-    /// `progress_interval` each (`all`: every one with news, now).
-    async fn report_due(&self, st: &mut RunState, all: bool) {
-        let now = Instant::now();
-        let interval = self.settings.progress_interval();
-        let due: Vec<AnnouncementId> = st
-            .dirty
-            .iter()
-            .copied()
-            .filter(|id| {
-                all || st
-                    .last_report
-                    .get(id)
-                    .is_none_or(|t| now.duration_since(*t) >= interval)
-            })
-            .collect();
-        for id in due {
-            st.dirty.remove(&id);
-            st.last_report.insert(id, now);
-            if let Some(report) = self.report(id).await {
-                if report.state != AnnouncementState::Queued {
-                    st.texts.remove(&id);
-                }
-                self.emit(BroadcastEvent::Progress(report));
-            }
-        }
-    }
-
-    /// Queued announcements with nothing pending become `Done`.
-    async fn finish_completed(&self, st: &mut RunState) {
-        let queued = match self.blocking(|s| s.pending_announcements()).await {
-            Ok(queued) => queued,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list queued announcements");
-                return;
-            }
-        };
-        for a in queued {
-            let id = a.id;
-            match self.blocking(move |s| s.complete_if_done(id)).await {
-                Ok(true) => {
-                    st.texts.remove(&id);
-                    st.dirty.remove(&id);
-                    st.last_report.remove(&id);
-                    if let Some(report) = self.report(id).await {
-                        tracing::info!(
-                            announcement = %id,
-                            sent = report.progress.sent,
-                            blocked = report.progress.blocked,
-                            failed = report.progress.failed,
-                            "announcement delivered"
-                        );
-                        self.emit(BroadcastEvent::Finished(report));
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(announcement = %id, error = %e, "cannot finish"),
             }
         }
     }

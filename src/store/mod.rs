@@ -9,17 +9,25 @@
 //! - **the outbox**: one row per (announcement, chat), `Pending` until the
 //!   delivery worker ([`crate::broadcast`]) records what Telegram answered.
 //!
-//! The trait is synchronous (SQLite is) and object-safe; the bot holds an
+//! The trait is synchronous and object-safe; the bot holds an
 //! `Arc<dyn Store>` and calls it from async code through
-//! [`tokio::task::spawn_blocking`]. [`SqliteStore`] is the one implementation;
-//! a server database for several bot instances would be a second one, with
-//! no change to the handlers or the delivery worker.
+//! [`tokio::task::spawn_blocking`]. Two implementations:
+//!
+//! - [`SqliteStore`], the embedded default: one file, one bot process (and
+//!   the command line beside it);
+//! - [`PgStore`], PostgreSQL, for several bot processes on several
+//!   machines: they lease outbox rows to each other, share one send budget
+//!   ([`SharedBudget`]) and elect one poller ([`PollerElection`]).
+//!
+//! [`open`] picks one from the `REPORTBOT_DB` setting ([`Database`]).
 //!
 //! Times are Unix seconds (`i64`) unless a name says otherwise.
 
+pub mod election;
 pub mod migrations;
 mod sqlite;
 
+pub use election::PollerElection;
 pub use sqlite::SqliteStore;
 
 use std::fmt;
@@ -342,6 +350,42 @@ pub struct DeliveryInfo {
     pub sent_at: Option<i64>,
     /// Telegram's message id once sent.
     pub message_id: Option<i32>,
+    /// The delivery worker holding the row, if any (see [`Store::lease_pending`]).
+    pub leased_by: Option<String>,
+}
+
+/// The answer of [`Store::begin_send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeginSend {
+    /// Send it now: the row is pending and leased to this worker.
+    Send,
+    /// Do not: it was settled meanwhile (cancelled, blocked …) or another
+    /// worker took it after this worker's lease expired.
+    Skip,
+    /// A pause shared by every instance (a 429) is in force for this long:
+    /// wait for a new slot. (Only stores with a [`SharedBudget`].)
+    Paused(Duration),
+}
+
+/// A send budget shared by every process that uses the same database: one
+/// "next slot" and one pause for all of them, by the database's clock.
+///
+/// Slots are evenly spaced at the configured interval (GCRA style: a slot is
+/// booked by moving the shared "next slot" on by one interval), a chat's
+/// slots are at least `per_chat` apart, and nothing is booked inside a pause.
+pub trait SharedBudget: Send + Sync {
+    /// Book the next slot for a send (to `chat`, if the per-chat gap
+    /// applies). Returns how long from now the slot is (zero if it is now).
+    fn book_slot(
+        &self,
+        chat: Option<i64>,
+        interval: Duration,
+        per_chat: Duration,
+    ) -> StoreResult<Duration>;
+
+    /// No instance sends anything for `wait` from now (Telegram's 429
+    /// `retry_after`). Extends, never shortens, a pause in force.
+    fn pause_all(&self, wait: Duration) -> StoreResult<()>;
 }
 
 /// Storage of subscribers, announcements and the outbox.
@@ -432,6 +476,25 @@ pub trait Store: Send + Sync {
     /// subscribers there are.
     fn next_pending(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
 
+    /// Lease up to `limit` due pending deliveries to `worker` for `lease`,
+    /// in outbox order: rows no worker holds, rows whose lease expired (their
+    /// worker died), and rows `worker` holds already (their lease renewed).
+    /// Several workers (processes) on one database each get their own rows.
+    fn lease_pending(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// Right before a send: is the delivery still pending and this worker's
+    /// (or free, its lease expired)? If so its lease is renewed for `lease`.
+    fn begin_send(&self, id: DeliveryId, worker: &str, lease: Duration) -> StoreResult<BeginSend>;
+
+    /// Give up every lease of `worker` (a clean shutdown): other workers may
+    /// take those rows at once instead of after the lease.
+    fn release_leases(&self, worker: &str) -> StoreResult<u64>;
+
     fn delivery(&self, id: DeliveryId) -> StoreResult<Option<DeliveryInfo>>;
 
     /// Telegram answered OK. One UPDATE, whatever the row's state (the
@@ -450,6 +513,23 @@ pub trait Store: Send + Sync {
     /// Telegram will not deliver to this chat: the delivery becomes
     /// `Blocked`, and [`Store::mark_chat_blocked`] is applied to its chat.
     fn mark_blocked(&self, id: DeliveryId, reason: &str) -> StoreResult<()>;
+
+    // ----- several instances on one database -----------------------------
+
+    /// The send budget shared by every process on this database, if the
+    /// store has one (PostgreSQL). Without one, each process paces itself.
+    fn shared_budget(&self) -> Option<&dyn SharedBudget> {
+        None
+    }
+
+    /// Take part in the election of the one process that polls Telegram
+    /// for updates (`name` tells bots on one database apart), if several
+    /// processes can share this database (PostgreSQL). `None`: this process
+    /// is the only one, and polls.
+    fn poller_election(&self, name: &str) -> StoreResult<Option<PollerElection>> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -20,10 +20,10 @@ mod file;
 
 use super::migrations;
 use super::{
-    Announcement, AnnouncementId, AnnouncementState, ChatKind, Confirmed, Created, Delivery,
-    DeliveryId, DeliveryInfo, DeliveryState, Language, NewAnnouncement, NewSubscriber, Origin,
-    Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber, SubscriberCounts,
-    SubscriberStatus,
+    Announcement, AnnouncementId, AnnouncementState, BeginSend, ChatKind, Confirmed, Created,
+    Delivery, DeliveryId, DeliveryInfo, DeliveryState, Language, NewAnnouncement, NewSubscriber,
+    Origin, Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber,
+    SubscriberCounts, SubscriberStatus,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql, TransactionBehavior, params};
@@ -102,6 +102,10 @@ fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn count(n: i64) -> u64 {
@@ -782,7 +786,7 @@ impl Store for SqliteStore {
             .checked()?
             .row(
                 "SELECT id, announcement_id, chat_id, state, attempts, last_error, not_before_ms,
-                        sent_at, message_id
+                        sent_at, message_id, leased_by
                  FROM outbox WHERE id = ?1",
                 [id.0],
                 |r| {
@@ -796,10 +800,68 @@ impl Store for SqliteStore {
                         not_before_ms: r.get(6)?,
                         sent_at: r.get(7)?,
                         message_id: r.get(8)?,
+                        leased_by: r.get(9)?,
                     })
                 },
             )
             .optional()?)
+    }
+
+    fn lease_pending(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Delivery>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now = now_millis();
+        let until = now.saturating_add(millis(lease));
+        self.write(|c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET leased_by = ?1, lease_until_ms = ?2
+                 WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_pending
+                              WHERE state = 'pending' AND not_before_ms <= ?3
+                                AND (leased_by IS NULL OR leased_by = ?1 OR lease_until_ms <= ?3)
+                              ORDER BY id LIMIT ?4)
+                 RETURNING id, announcement_id, chat_id, attempts",
+            )?;
+            let rows = stmt.query_map(params![worker, until, now, limit], |r| {
+                Ok(Delivery {
+                    id: DeliveryId(r.get(0)?),
+                    announcement_id: AnnouncementId(r.get(1)?),
+                    chat_id: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })?;
+            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+            // RETURNING does not promise an order.
+            out.sort_unstable_by_key(|d| d.id);
+            Ok(out)
+        })
+    }
+
+    fn begin_send(&self, id: DeliveryId, worker: &str, lease: Duration) -> StoreResult<BeginSend> {
+        let now = now_millis();
+        let n = self.checked()?.exec(
+            "UPDATE outbox SET leased_by = ?2, lease_until_ms = ?3
+             WHERE id = ?1 AND state = 'pending'
+               AND (leased_by IS NULL OR leased_by = ?2 OR lease_until_ms <= ?4)",
+            params![id.0, worker, now.saturating_add(millis(lease)), now],
+        )?;
+        Ok(if n == 1 {
+            BeginSend::Send
+        } else {
+            BeginSend::Skip
+        })
+    }
+
+    fn release_leases(&self, worker: &str) -> StoreResult<u64> {
+        let n = self.checked()?.exec(
+            "UPDATE outbox SET leased_by = NULL, lease_until_ms = 0
+             WHERE state = 'pending' AND leased_by = ?1",
+            [worker],
+        )?;
+        Ok(n as u64)
     }
 
     fn mark_sent(&self, id: DeliveryId, message_id: i32) -> StoreResult<()> {
@@ -821,7 +883,8 @@ impl Store for SqliteStore {
         self.write(|c| {
             let attempts: Option<u32> = c
                 .row(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, not_before_ms = ?3
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, not_before_ms = ?3,
+                         leased_by = NULL, lease_until_ms = 0
                      WHERE id = ?1 AND state = 'pending' RETURNING attempts",
                     params![id.0, error, now_millis().saturating_add(delay)],
                     |r| r.get(0),
