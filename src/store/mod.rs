@@ -25,14 +25,78 @@
 
 pub mod election;
 pub mod migrations;
+pub mod postgres;
 mod sqlite;
 
 pub use election::PollerElection;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The database `REPORTBOT_DB` (or `storage.database`) names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A file (created if missing): the embedded default.
+    Sqlite(PathBuf),
+    /// `postgres://USER@HOST:PORT/DB` (or `postgresql://…`): a server
+    /// several instances share.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL (checked here,
+    /// so a typo stops start-up with the reason); anything else is a
+    /// SQLite file path.
+    pub fn parse(value: &str) -> Result<Database, String> {
+        let v = value.trim();
+        let lower = v.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            v.parse::<::postgres::Config>()
+                .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+            Ok(Database::Postgres(v.to_string()))
+        } else if v.is_empty() {
+            Err("empty".into())
+        } else {
+            Ok(Database::Sqlite(PathBuf::from(value)))
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+/// Never shows a password.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match url.parse::<::postgres::Config>() {
+                Ok(config) => write!(f, "postgres://{}", postgres::display_name(&config)),
+                Err(_) => f.write_str("postgres://(invalid)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+/// Open the store `database` names (creating or migrating its schema).
+pub fn open(database: &Database) -> StoreResult<Arc<dyn Store>> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        Database::Postgres(url) => Arc::new(PgStore::open(url)?),
+    })
+}
 
 /// Identifies an announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -561,6 +625,25 @@ mod tests {
         assert_eq!(Language::from_language_code(Some("zh-hans")), Language::Zh);
         assert_eq!(Language::from_language_code(Some("e")), Language::Zh);
         assert_eq!(Language::from_language_code(None), Language::Zh);
+    }
+
+    #[test]
+    fn database_urls_select_postgres_and_anything_else_is_a_file() {
+        assert_eq!(
+            Database::parse("reportbot.db"),
+            Ok(Database::Sqlite("reportbot.db".into()))
+        );
+        assert_eq!(
+            Database::parse("/var/lib/bot/postgres.db"),
+            Ok(Database::Sqlite("/var/lib/bot/postgres.db".into()))
+        );
+        let pg = Database::parse("postgres://bot:secret@db.local:5433/reportbot");
+        assert!(matches!(&pg, Ok(Database::Postgres(_))), "{pg:?}");
+        let shown = pg.map(|d| d.to_string()).unwrap_or_default();
+        assert_eq!(shown, "postgres://bot@db.local:5433/reportbot");
+        assert!(Database::parse("postgresql://u@h/d").is_ok_and(|d| d.is_postgres()));
+        assert!(Database::parse("postgres://u@h:notaport/d").is_err());
+        assert!(Database::parse("  ").is_err());
     }
 
     #[test]
