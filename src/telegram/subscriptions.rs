@@ -434,6 +434,11 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
             _ = tokio::time::sleep(app.settings.broadcast.progress_interval()) => {}
             _ = stop.changed() => return,
         }
+        // With several instances, the poller edits; the others would only
+        // repeat its edits against the admin chat's rate limit.
+        if !app.is_poller() {
+            continue;
+        }
         let known: Vec<i64> = watched.keys().copied().collect();
         // The worker may finish an announcement between two looks: those
         // that left the queue get their final summary too.
