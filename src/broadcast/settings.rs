@@ -124,14 +124,14 @@ impl BroadcastSettings {
         Duration::from_secs(self.lease_secs)
     }
 
-    /// Rows leased at a time: at most `batch`, and about half a second of
-    /// sends at the configured rate, so that the worker comes back for more
-    /// often and a crashed instance's rows are taken over soon after their
-    /// lease.
+    /// Rows leased at a time: at most `batch`, and about a quarter of a
+    /// second of sends at the configured rate, so that every worker comes
+    /// back for more often and a crashed instance's rows are taken over
+    /// soon after their lease ends.
     pub fn lease_batch(&self) -> usize {
-        let half_second = (self.rate_per_sec / 2.0).ceil();
-        let n = if half_second.is_finite() && half_second >= 1.0 {
-            half_second as usize
+        let quarter_second = (self.rate_per_sec / 4.0).ceil();
+        let n = if quarter_second.is_finite() && quarter_second >= 1.0 {
+            quarter_second as usize
         } else {
             1
         };
@@ -282,5 +282,24 @@ mod tests {
         let omitted: BroadcastSettings =
             serde_json::from_str("{}").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(omitted.max_in_flight, 1);
+    }
+
+    #[test]
+    fn leases_a_quarter_second_of_sends_at_a_time() {
+        let s = BroadcastSettings::default();
+        assert_eq!(s.lease_batch(), 7, "25/s");
+        assert_eq!(s.lease(), Duration::from_secs(10));
+        let fast = BroadcastSettings {
+            rate_per_sec: 400.0,
+            ..s.clone()
+        };
+        assert_eq!(fast.lease_batch(), 100);
+        let capped = BroadcastSettings { batch: 50, ..fast };
+        assert_eq!(capped.lease_batch(), 50);
+        let slow = BroadcastSettings {
+            rate_per_sec: 0.5,
+            ..s
+        };
+        assert_eq!(slow.lease_batch(), 1);
     }
 }

@@ -414,7 +414,8 @@ pub struct DeliveryInfo {
     pub sent_at: Option<i64>,
     /// Telegram's message id once sent.
     pub message_id: Option<i32>,
-    /// The delivery worker holding the row, if any (see [`Store::lease_pending`]).
+    /// The delivery worker holding the row (see [`Store::lease_pending`]);
+    /// once sent, the one that sent it.
     pub leased_by: Option<String>,
 }
 

@@ -770,7 +770,7 @@ impl Store for PgStore {
                 concat!(
                     "UPDATE outbox SET state = 'sent', sent_at = ",
                     now_s!(),
-                    ", message_id = $2, last_error = NULL, leased_by = NULL WHERE id = $1"
+                    ", message_id = $2, last_error = NULL WHERE id = $1"
                 ),
                 &[&id.0, &message_id],
             )?;
