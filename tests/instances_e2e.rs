@@ -550,3 +550,81 @@ async fn postgresql_restarted_mid_broadcast_loses_nothing() {
     drop(db);
     drop(cluster);
 }
+
+// ----- 5. the command line against PostgreSQL ---------------------------------------
+
+async fn cli(db_url: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    // No bot runs here: the commands only use the database.
+    let out = reportbot_command("http://127.0.0.1:9", Path::new(db_url))
+        .args(args)
+        .output()
+        .await
+        .expect("run reportbot");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_works_against_postgres() {
+    use std::ffi::OsStr;
+    let db = tokio::task::block_in_place(fresh_db);
+    let (ok, out) = cli(&db.url, &[OsStr::new("subscribers")]).await;
+    assert!(ok && out.contains("active: 0"), "{out}");
+    tokio::task::block_in_place(|| subscribe(&db.url, &[11, 12, 13]));
+    let (ok, out) = cli(&db.url, &[OsStr::new("subscribers")]).await;
+    assert!(ok && out.contains("active: 3"), "{out}");
+
+    let (ok, out) = cli(
+        &db.url,
+        &[OsStr::new("announce"), OsStr::new("新一届大赛报名开始")],
+    )
+    .await;
+    assert!(ok && out.contains("for 3 subscribers"), "{out}");
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/sources/2022-11-zhejiang-banking-insurance-news.txt");
+    let import = [
+        OsStr::new("import"),
+        source.as_os_str(),
+        OsStr::new("--out"),
+        data.as_os_str(),
+        OsStr::new("--publish"),
+    ];
+    let (ok, out) = cli(&db.url, &import).await;
+    assert!(ok && out.contains("for 3 subscribers"), "{out}");
+    let (ok, out) = cli(&db.url, &import).await;
+    assert!(
+        ok && out.contains("announced before"),
+        "published once: {out}"
+    );
+
+    let url = db.url.clone();
+    let queued = tokio::task::block_in_place(|| {
+        let mut c = support::pg::connect(&url);
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM outbox o JOIN announcements a ON a.id = o.announcement_id
+                 WHERE a.state = 'queued'",
+                &[],
+            )
+            .map(|r| r.get(0))
+            .unwrap_or(-1);
+        support::pg::close(c);
+        n
+    });
+    assert_eq!(queued, 6, "two announcements for three subscribers each");
+
+    // A PostgreSQL URL with a typo stops with the setting's name.
+    let (ok, out) = cli(
+        "postgres://bot@127.0.0.1:notaport/x",
+        &[OsStr::new("subscribers")],
+    )
+    .await;
+    assert!(!ok && out.contains("REPORTBOT_DB"), "{out}");
+}
