@@ -279,6 +279,12 @@ impl Settings {
         self.broadcast
             .validate()
             .map_err(|e| invalid("broadcast", e.to_string()))?;
+        if self.broadcast.lease_secs <= t.send_timeout_secs {
+            return Err(invalid(
+                "broadcast.lease_secs",
+                "must be more than telegram.send_timeout_secs (a send must end within its lease)",
+            ));
+        }
         if url.contains("api.telegram.org")
             && self.broadcast.rate_per_sec > crate::broadcast::TELEGRAM_RATE_PER_SEC
         {

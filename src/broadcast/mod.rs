@@ -1,9 +1,14 @@
 //! Delivering announcements to subscribers: paced, retried, resumable.
 //!
-//! [`Broadcaster::run`] is one long-lived task. It reads the outbox in
-//! batches ([`Store::next_pending`]), waits for a [`Pacer`] slot before each
-//! message, sends it with an [`AnnouncementSender`] (in the product,
-//! [`TelegramSender`]) and records Telegram's answer.
+//! [`Broadcaster::run`] is one long-lived task. It leases outbox rows in
+//! small batches ([`Store::lease_pending`]), waits for a slot of the send
+//! budget before each message ([`budget`]), claims the row
+//! ([`Store::begin_send`]: still pending, still this worker's), sends it
+//! with an [`AnnouncementSender`] (in the product, [`TelegramSender`]) and
+//! records Telegram's answer.
+//!
+//! [`Store::lease_pending`]: crate::store::Store::lease_pending
+//! [`Store::begin_send`]: crate::store::Store::begin_send
 //!
 //! By default (`max_in_flight = 1`) one send at a time awaits Telegram's
 //! answer: the next message goes out only once the previous answer is
@@ -36,14 +41,20 @@
 //! | Telegram says | worker does |
 //! |---|---|
 //! | OK | `Sent`, with the message id |
-//! | 429 `retry_after` | pauses **every** send (the shared pacer) that long, retries the same delivery; not an attempt |
+//! | 429 `retry_after` | pauses **every** send (the budget: of this process, or of every instance on PostgreSQL) that long, retries the same delivery; not an attempt |
 //! | bot blocked / kicked, chat not found, user deactivated … | `Blocked`; the chat is unsubscribed and its other pending deliveries blocked |
 //! | group migrated to a supergroup | moves the subscription to the new id, sends there |
 //! | 5xx, network error, timeout | counts an attempt, retries after an exponential backoff (also pausing all sends a little); `Failed` after `max_attempts` |
 //! | the text itself is refused (bad HTML, too long) | `Failed`, and the whole announcement is cancelled: every chat would refuse it |
 //! | any other 400 | `Failed`, no retry |
 //!
-//! Run one worker per database: two would send the same rows.
+//! # Several workers on one database
+//!
+//! Every instance on a PostgreSQL database runs a worker. Leases keep them
+//! apart (a row is sent by the worker that holds it; a dead worker's rows
+//! come free when their lease ends), and the budget is shared, so together
+//! they keep the configured rate and per-chat gap, and a 429 pauses them
+//! all. A `kill -9` of one still costs at most `max_in_flight` duplicates.
 //!
 //! # Layout
 //!

@@ -21,7 +21,7 @@ pub trait AnnouncementSender: Send + Sync {
 }
 
 /// The product's sender: a plain teloxide [`Bot`] (not `Throttle`: pacing
-/// is the [`Pacer`]'s job), HTML parse mode, a time limit per request.
+/// is the [`super::budget`]'s job), HTML parse mode, a time limit per request.
 #[derive(Debug, Clone)]
 pub struct TelegramSender {
     bot: Bot,

@@ -1,7 +1,7 @@
 //! The delivery worker: leases outbox rows, waits for a slot, sends, records.
 //!
-//! - [`deliver`]: one send and what Telegram's answer means for the row;
-//! - [`report`]: progress events and finishing announcements.
+//! - `deliver`: one send and what Telegram's answer means for the row;
+//! - `report`: progress events and finishing announcements.
 
 mod deliver;
 mod report;

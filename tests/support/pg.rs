@@ -229,9 +229,15 @@ impl Server {
     }
 }
 
-/// Where the server binaries are: the newest of /usr/lib/postgresql/*/bin,
-/// else `pg_config --bindir`, else `PATH`.
+/// Where the server binaries are: `REPORTBOT_TEST_PG_BINDIR` if set, else
+/// the newest of /usr/lib/postgresql/*/bin, else `pg_config --bindir`, else
+/// `PATH`.
 fn find_binaries() -> Option<PathBuf> {
+    // Tests of this very message point it elsewhere.
+    if let Some(dir) = std::env::var_os("REPORTBOT_TEST_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").exists().then_some(dir);
+    }
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

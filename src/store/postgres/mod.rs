@@ -5,12 +5,12 @@
 //! - Outbox rows are leased with `FOR UPDATE SKIP LOCKED`: instances never
 //!   wait for each other's rows, and a dead instance's rows come free when
 //!   their lease ends ([`Store::lease_pending`], [`Store::begin_send`]).
-//! - One send budget for every instance ([`shared`]): a "next slot" row
+//! - One send budget for every instance (`shared.rs`): a "next slot" row
 //!   moved on by one interval per send (GCRA style), each chat's last slot,
 //!   and the pause after a 429, all by the database server's clock.
 //! - One poller among the instances: an advisory lock held on a connection
 //!   of its own ([`crate::store::PollerElection`]).
-//! - The synchronous `postgres` client with a small pool ([`pool`]); times
+//! - The synchronous `postgres` client with a small pool (`pool.rs`); times
 //!   stored are the server's (`now()`), never a host's.
 
 mod migrations;
