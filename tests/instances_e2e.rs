@@ -45,15 +45,15 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(api: &FakeBotApi, db_url: &str, dir: &Path, name: &str) -> Instance {
-        let config = dir.join("config.toml");
-        std::fs::write(&config, CONFIG).expect("write config");
+    /// Start one with the config file `config` (written once for all: a
+    /// file rewritten while another process reads it could read empty).
+    fn start(api: &FakeBotApi, db_url: &str, dir: &Path, config: &Path, name: &str) -> Instance {
         let log = dir.join(format!("{name}.log"));
         let mut cmd = reportbot_command(&api.url(), Path::new(db_url));
         // JSON lines: the test reads fields (the worker's name) from the log.
         cmd.env("REPORTBOT_LOG_FORMAT", "json")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
             .kill_on_drop(true);
@@ -120,8 +120,10 @@ impl Fleet {
     async fn start(db_url: &str, n: usize) -> Fleet {
         let api = FakeBotApi::start_with(strict_api()).await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, CONFIG).expect("write config");
         let instances = (0..n)
-            .map(|i| Instance::start(&api, db_url, dir.path(), &format!("instance-{i}")))
+            .map(|i| Instance::start(&api, db_url, dir.path(), &config, &format!("instance-{i}")))
             .collect();
         let fleet = Fleet {
             api,
