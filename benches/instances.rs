@@ -74,8 +74,7 @@ fn execute(url: &str, sql: &'static str) {
     .expect("query thread");
 }
 
-async fn run(cluster: &Cluster, max_in_flight: usize) {
-    let db = cluster.server().fresh_database();
+async fn run(db: support::pg::TestDatabase, max_in_flight: usize) {
     let url = db.url.clone();
     let subscribed = Instant::now();
     std::thread::spawn({
@@ -189,7 +188,10 @@ async fn run(cluster: &Cluster, max_in_flight: usize) {
         let _ = tokio::time::timeout(Duration::from_secs(20), c.wait()).await;
     }
     api.shutdown().await;
-    drop(db);
+    // Dropped off the async threads (it connects to drop the database).
+    std::thread::spawn(move || drop(db))
+        .join()
+        .expect("drop the database");
 }
 
 fn main() {
@@ -204,8 +206,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        run(&cluster, 1).await;
-    });
+    let db = cluster.server().fresh_database();
+    runtime.block_on(run(db, 1));
     drop(cluster);
 }
