@@ -813,7 +813,7 @@ impl Engine {
             let results: Vec<bool> = fact
                 .values
                 .iter()
-                .filter_map(|v| claims::agrees(c, v, year))
+                .filter_map(|v| claims::agrees(c, v, year, &self.index.units))
                 .collect();
             if results.is_empty() {
                 continue;

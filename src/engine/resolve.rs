@@ -293,7 +293,7 @@ impl Engine {
             if people.is_empty() {
                 return Decision::plain(
                     Reply::NotFound {
-                        name: format!("姓{family}的获奖者"),
+                        name: format!("{}{family}", self.knowledge.lexicon.family_marker),
                     },
                     Intent::NotFound,
                 );
@@ -374,10 +374,7 @@ impl Engine {
                 && p.unknown_name.is_none());
         if prize_question && institutions.is_empty() && (award_cue || !antifraud) {
             // "个人一等奖获得者被推荐申报什么": about the prize, not who won it.
-            let asks_who = p.cue(Cue::Award)
-                && ["谁", "哪", "名单", " who", " which", " list"]
-                    .iter()
-                    .any(|w| p.text.contains(w));
+            let asks_who = p.cue(Cue::AsksWho);
             // "有多少个团队参赛": a figure the report states, not a count of
             // the award list (that one asks about prizes: "多少个团队获奖").
             let stated_figure = op == Op::Count && !p.cue(Cue::Award);
@@ -599,8 +596,12 @@ impl Engine {
 
     /// The family name in "姓郭的…" / "姓郭", if it is one.
     fn family_name(&self, p: &Parsed) -> Option<char> {
-        let at = p.text.find('姓')?;
-        let c = p.text[at + '姓'.len_utf8()..].chars().next()?;
+        let marker = self.knowledge.lexicon.family_marker.as_str();
+        if marker.is_empty() {
+            return None;
+        }
+        let at = p.text.find(marker)?;
+        let c = p.text[at + marker.len()..].chars().next()?;
         let known = self
             .knowledge
             .lexicon
@@ -629,9 +630,7 @@ impl Engine {
         let org = lx.name_endings.iter().any(|e| {
             name.strip_suffix(e.as_str()).is_some_and(|stem| {
                 stem.chars().count() >= 2
-                    && !["个", "支", "家", "位", "名"]
-                        .iter()
-                        .any(|m| stem.ends_with(m))
+                    && !lx.measure_words.iter().any(|m| stem.ends_with(m.as_str()))
             })
         });
         person || org
