@@ -212,8 +212,8 @@ pub struct Index {
     pub verify_lead: Vec<String>,
     /// Units that may follow a number (claims).
     pub units: super::claims::Units,
-    /// The character that ends prize names (奖).
-    pub prize_suffix: char,
+    /// The character that ends prize names (奖), if the lexicon gives one.
+    pub prize_suffix: Option<char>,
     /// Reading id → (spoken name, position 0 or 1) with that reading there.
     starts: HashMap<u16, Vec<(u32, u8)>>,
     syllables: HashMap<String, u16>,
@@ -578,7 +578,7 @@ impl Index {
         Index {
             verify_lead: lx.verify_lead.iter().map(|w| w.to_lowercase()).collect(),
             units: super::claims::Units::from_lexicon(lx),
-            prize_suffix: lx.prize_suffix.chars().next().unwrap_or('奖'),
+            prize_suffix: lx.prize_suffix.chars().next(),
             starts,
             automaton,
             compact,

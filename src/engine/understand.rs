@@ -447,7 +447,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     if index.verify_lead.iter().any(|w| w == first) {
         p.set_cue(Cue::Verify);
     }
-    p.unknown_prize = unknown_prize(&text, &covered, index.prize_suffix);
+    p.unknown_prize = index
+        .prize_suffix
+        .and_then(|suffix| unknown_prize(&text, &covered, suffix));
     p.years = claims::years(&text);
     if claims::may_hold_number(&text) {
         p.dates = claims::dates(&text).into_iter().map(|d| d.0).collect();
