@@ -1225,3 +1225,54 @@ fn op_of_lookup(p: &Parsed) -> Op {
         _ => Op::Lookup,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! How questions become queries (what is executed is tested in exec).
+    use super::*;
+    use crate::engine::{Context, Engine};
+
+    /// The query each message of a conversation becomes.
+    fn queries(messages: &[&str]) -> Vec<Query> {
+        let e = Engine::builtin().expect("built-in data loads");
+        let mut ctx = Context::default();
+        let now = Instant::now();
+        messages
+            .iter()
+            .map(|m| {
+                e.answer(&mut ctx, m, None, now);
+                ctx.last.as_ref().expect("a turn").query.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operators_come_from_the_form_of_the_question() {
+        let q = queries(&[
+            "戚迎是保险组的吗",
+            "一共多少个团队获奖",
+            "哪家保险公司获奖最多",
+            "俞辉和吴峰谁的奖更好",
+            "哪几家银行得了一等奖",
+        ]);
+        assert_eq!(q[0].op, Op::Verify);
+        assert!(matches!(q[0].claims[0], Claimed::Prize(_)));
+        assert_eq!((q[1].op, q[1].counted), (Op::Count, Counted::Teams));
+        assert_eq!(q[2].op, Op::Rank);
+        assert_eq!(q[2].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[3].op, Op::Compare);
+        assert_eq!(q[3].entities().len(), 2);
+        assert_eq!(q[4].op, Op::Institutions);
+    }
+
+    #[test]
+    fn a_follow_up_changes_one_part_of_the_last_query() {
+        let q = queries(&["银行组个人优胜奖有几个人", "保险组呢"]);
+        assert_eq!(q[1].op, Op::Count, "still a count");
+        assert_eq!(q[1].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[1].filter.level, q[0].filter.level);
+        let q = queries(&["李彬是一等奖吗", "那郭胜呢"]);
+        assert_eq!(q[1].op, Op::Verify, "still a yes/no question");
+        assert_ne!(q[1].entities(), q[0].entities());
+    }
+}
