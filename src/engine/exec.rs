@@ -700,7 +700,7 @@ impl Engine {
     /// facts), checked against the claims of a yes/no question.
     fn fact(&self, q: &Query) -> Outcome {
         let report = &self.knowledge.reports[q.report];
-        let words = Parsed::with_keywords(q.words.clone());
+        let words = Parsed::with_keywords(&q.words);
         let subject = match q.about {
             About::Subject(s) => Some(s),
             _ => None,
@@ -829,25 +829,17 @@ impl Engine {
     /// that names the fact's subject ("工行温州分行…宣传") counts that as one
     /// more group when no trigger group already stands for the subject.
     pub(super) fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
-        let r = &self.knowledge.reports[report];
+        let named: Vec<bool> = self.subjects[report]
+            .iter()
+            .map(|s| s.words.iter().any(|k| p.keyword(*k).is_some()))
+            .collect();
         self.facts[report]
             .iter()
+            .zip(&self.fact_subject[report])
             .enumerate()
-            .filter_map(|(i, t)| {
+            .filter_map(|(i, (t, (subject, counts)))| {
                 let s = t.score(p)?;
-                let bonus = r
-                    .subjects
-                    .iter()
-                    .position(|x| x.id == r.facts[i].subject)
-                    .map(|si| &self.subjects[report][si])
-                    .is_some_and(|subject| {
-                        subject.words.iter().any(|k| p.keyword(*k).is_some())
-                            && !t.groups.iter().any(|g| {
-                                g.iter().any(|k| {
-                                    subject.words.contains(k) || Some(*k) == subject.virtual_id
-                                })
-                            })
-                    });
+                let bonus = *counts && subject.is_some_and(|x| named[x]);
                 Some((i, t.groups.len() + usize::from(bonus), s))
             })
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
@@ -855,12 +847,11 @@ impl Engine {
 
     /// The best fact among a subject's facts (or all when `None`).
     fn best_fact_of(&self, p: &Parsed, report: usize, subject: Option<usize>) -> Option<usize> {
-        let r = &self.knowledge.reports[report];
-        let id = subject.map(|s| r.subjects[s].id.as_str());
+        let of_subject = &self.fact_subject[report];
         self.facts[report]
             .iter()
             .enumerate()
-            .filter(|(i, _)| id.is_none_or(|id| r.facts[*i].subject == id))
+            .filter(|(i, _)| subject.is_none_or(|s| of_subject[*i].0 == Some(s)))
             .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
             .map(|(i, _, _)| i)

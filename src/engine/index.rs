@@ -4,7 +4,7 @@
 
 use super::answer::Counted;
 use super::normalize::{is_cjk, normalize_word};
-use super::similar::fuzzy_syllable;
+use super::similar::{fuzzy_syllable, fuzzy_syllable_in};
 use crate::knowledge::{Group, Kind, Knowledge, Level};
 use aho_corasick::{AhoCorasick, MatchKind};
 use pinyin::ToPinyinMulti;
@@ -667,10 +667,13 @@ impl Index {
         if !any_free {
             return Vec::new();
         }
+        // Readings only where a name may be (free characters).
         let readings: Vec<Readings> = chars
             .iter()
-            .map(|(_, c)| {
-                if is_cjk(*c) {
+            .enumerate()
+            .map(|(k, (_, c))| {
+                let is_free = blocked_before[k + 1] == blocked_before[k];
+                if is_free && is_cjk(*c) {
                     self.readings_known(*c)
                 } else {
                     Readings::default()
@@ -759,7 +762,8 @@ impl Index {
         let mut r = Readings::default();
         if let Some(multi) = c.to_pinyin_multi() {
             for p in multi {
-                if let Some(id) = self.syllables.get(&fuzzy_syllable(p.plain()))
+                let mut buf = [0u8; 16];
+                if let Some(id) = self.syllables.get(fuzzy_syllable_in(p.plain(), &mut buf))
                     && (r.len as usize) < r.ids.len()
                     && !r.ids[..r.len as usize].contains(id)
                 {

@@ -350,7 +350,7 @@ fn plain_text(s: &str) -> String {
 
 fn check_evidence(
     path: &Path,
-    place: &str,
+    place: &dyn Fn() -> String,
     evidence: &[String],
     values: &[String],
     source: &str,
@@ -358,7 +358,7 @@ fn check_evidence(
     if evidence.is_empty() {
         return Err(invalid(
             path,
-            format!("{place} field `evidence`"),
+            format!("{} field `evidence`", place()),
             "needs at least one quote from the report",
         ));
     }
@@ -366,7 +366,7 @@ fn check_evidence(
         if e.is_empty() || !source.contains(e.as_str()) {
             return Err(invalid(
                 path,
-                format!("{place} field `evidence`"),
+                format!("{} field `evidence`", place()),
                 format!("not found in the report text: {e:?}"),
             ));
         }
@@ -375,7 +375,7 @@ fn check_evidence(
         if !evidence.iter().any(|e| e.contains(v.as_str())) {
             return Err(invalid(
                 path,
-                format!("{place} field `values`"),
+                format!("{} field `values`", place()),
                 format!("{v:?} is not in its evidence"),
             ));
         }
@@ -391,14 +391,15 @@ fn check_subjects(
 ) -> Result<(), DataError> {
     let mut ids = HashSet::new();
     for (i, s) in subjects.iter().enumerate() {
-        let place = format!("line {} (subject {:?})", element_line(text, i), s.id);
+        // Where an error is: computed only for an error (it scans the text).
+        let place = || format!("line {} (subject {:?})", element_line(text, i), s.id);
         if s.id.is_empty() || !ids.insert(s.id.as_str()) {
-            return Err(invalid(path, place, "empty or duplicate id"));
+            return Err(invalid(path, place(), "empty or duplicate id"));
         }
         if s.words.iter().all(|w| w.trim().is_empty()) {
             return Err(invalid(
                 path,
-                format!("{place} field `words`"),
+                format!("{} field `words`", place()),
                 "needs a word",
             ));
         }
@@ -407,7 +408,7 @@ fn check_subjects(
         {
             return Err(invalid(
                 path,
-                format!("{place} field `case`"),
+                format!("{} field `case`", place()),
                 format!("no case {case:?} in antifraud.json"),
             ));
         }
@@ -428,14 +429,14 @@ fn check_facts(
 ) -> Result<(), DataError> {
     let mut ids = HashSet::new();
     for (i, f) in facts.iter().enumerate() {
-        let place = format!("line {} (fact {:?})", element_line(text, i), f.id);
+        let place = || format!("line {} (fact {:?})", element_line(text, i), f.id);
         if !ids.insert(f.id.as_str()) {
-            return Err(invalid(path, place, "duplicate id"));
+            return Err(invalid(path, place(), "duplicate id"));
         }
         if !subjects.iter().any(|s| s.id == f.subject) {
             return Err(invalid(
                 path,
-                format!("{place} field `subject`"),
+                format!("{} field `subject`", place()),
                 format!("no subject {:?} in subjects.json", f.subject),
             ));
         }
@@ -446,7 +447,7 @@ fn check_facts(
         if let Some(w) = unknown {
             return Err(invalid(
                 path,
-                format!("{place} field `triggers`"),
+                format!("{} field `triggers`", place()),
                 format!("{w:?} names no subject and no lexicon list"),
             ));
         }
@@ -457,7 +458,7 @@ fn check_facts(
         {
             return Err(invalid(
                 path,
-                format!("{place} field `triggers`"),
+                format!("{} field `triggers`", place()),
                 "every trigger group needs a keyword",
             ));
         }
@@ -477,7 +478,13 @@ fn check_antifraud(path: &Path, af: &AntiFraud, source: &str) -> Result<(), Data
                 format!("unknown topic {:?}", t.topic),
             ));
         }
-        check_evidence(path, &place, std::slice::from_ref(&t.evidence), &[], source)?;
+        check_evidence(
+            path,
+            &|| place.clone(),
+            std::slice::from_ref(&t.evidence),
+            &[],
+            source,
+        )?;
     }
     for c in &af.cases {
         let place = format!("case {:?}", c.id);
@@ -488,7 +495,7 @@ fn check_antifraud(path: &Path, af: &AntiFraud, source: &str) -> Result<(), Data
                 format!("unknown topic {bad:?}"),
             ));
         }
-        check_evidence(path, &place, &c.evidence, &c.values, source)?;
+        check_evidence(path, &|| place.clone(), &c.evidence, &c.values, source)?;
     }
     Ok(())
 }
