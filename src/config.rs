@@ -231,8 +231,12 @@ impl Settings {
         Ok(s)
     }
 
+    /// Parse a config file. An error names the file, the line and the
+    /// setting (`config.toml: line 5: setting \`telegram.polling_timeout_secs\`: …`).
     pub fn from_toml(path: &Path, text: &str) -> Result<Settings, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let setting = e.path().to_string();
+            let e = e.into_inner();
             let place = e
                 .span()
                 .map(|span| {
@@ -240,9 +244,26 @@ impl Settings {
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
+            // The path is "." when the error is not inside a setting (syntax).
+            let named = if setting.is_empty() || setting == "." {
+                String::new()
+            } else {
+                format!("setting `{setting}`: ")
+            };
+            // Never echo what was written for the token.
+            let message = if setting == "telegram.token" {
+                "expected a string".to_string()
+            } else {
+                let lines: Vec<&str> = e.message().lines().map(str::trim).collect();
+                lines
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            };
             ConfigError::Syntax {
                 path: path.to_path_buf(),
-                message: format!("{place}{}", e.message()),
+                message: format!("{place}{named}{message}"),
             }
         })
     }
@@ -254,6 +275,12 @@ impl Settings {
             return Err(invalid(
                 "telegram.api_url / TELOXIDE_API_URL",
                 format!("not an http(s) URL: {url:?}"),
+            ));
+        }
+        if let Some(bad) = t.admins.iter().find(|id| **id <= 0) {
+            return Err(invalid(
+                "telegram.admins",
+                format!("{bad} is not a Telegram user id (user ids are positive)"),
             ));
         }
         if t.polling_timeout_secs > 50 {
@@ -325,13 +352,16 @@ fn parse_admins(list: &str) -> Result<Vec<i64>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<i64>().map_err(|_| {
-                invalid(
-                    "REPORTBOT_ADMINS",
-                    format!("{s:?} is not a Telegram user id"),
-                )
-            })
+        .map(|s| match s.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(id),
+            Ok(_) => Err(invalid(
+                "REPORTBOT_ADMINS",
+                format!("{s} is not a Telegram user id (user ids are positive)"),
+            )),
+            Err(_) => Err(invalid(
+                "REPORTBOT_ADMINS",
+                format!("{s:?} is not a Telegram user id"),
+            )),
         })
         .collect()
 }
@@ -359,6 +389,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("c.toml: line 2:"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("setting `telegram.polling_timeout_secs`"),
+            "{err}"
+        );
+        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\ntoken = 12345\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("12345"), "the token is echoed: {err}");
         let err =
             Settings::from_toml(Path::new("c.toml"), "[flood]\nmax_mesages = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_mesages"), "{err}");
@@ -412,6 +451,20 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("REPORTBOT_ADMINS")
+        );
+        for list in ["-5", "0", "7,-5"] {
+            let neg = |k: &str| (k == "REPORTBOT_ADMINS").then(|| list.to_string());
+            let err = Settings::load_with(None, &neg).unwrap_err().to_string();
+            assert!(err.contains("REPORTBOT_ADMINS"), "{list}: {err}");
+        }
+        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\nadmins = [-5]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("telegram.admins") && err.contains("-5"),
+            "{err}"
         );
     }
 }
