@@ -79,6 +79,14 @@ pub struct TelegramSettings {
     pub reply_attempts: u32,
     /// Time limit of one send attempt, seconds (teloxide stalls 10 s on a 5xx).
     pub send_timeout_secs: u64,
+    /// Updates waiting in one chat's queue; more are dropped (and logged)
+    /// rather than stall every other chat.
+    pub max_queued_per_chat: usize,
+    /// At most one message per this many milliseconds in one chat (Telegram
+    /// answers faster sends with 429).
+    pub chat_interval_ms: u64,
+    /// At most this many messages in any second, all chats together.
+    pub sends_per_sec: u32,
 }
 
 impl Default for TelegramSettings {
@@ -90,6 +98,9 @@ impl Default for TelegramSettings {
             admins: Vec::new(),
             reply_attempts: 5,
             send_timeout_secs: 4,
+            max_queued_per_chat: 32,
+            chat_interval_ms: 1000,
+            sends_per_sec: 30,
         }
     }
 }
@@ -291,6 +302,18 @@ impl Settings {
         }
         if t.send_timeout_secs == 0 {
             return Err(invalid("telegram.send_timeout_secs", "must be at least 1"));
+        }
+        if t.sends_per_sec == 0 {
+            return Err(invalid("telegram.sends_per_sec", "must be at least 1"));
+        }
+        if url.contains("api.telegram.org") && t.sends_per_sec > 30 {
+            return Err(invalid(
+                "telegram.sends_per_sec",
+                "Telegram allows at most 30 messages per second",
+            ));
+        }
+        if !(1..=1000).contains(&t.max_queued_per_chat) {
+            return Err(invalid("telegram.max_queued_per_chat", "must be 1 to 1000"));
         }
         let f = &self.flood;
         if f.max_messages == 0 || f.window_secs == 0 {

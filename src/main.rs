@@ -124,7 +124,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(reportbot::telegram::run(app, bot))
+            let result = runtime.block_on(reportbot::telegram::run(app, bot));
+            // Whatever is still running after the stop (a blocked store call)
+            // must not hold the process.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            result
         }
     }
 }

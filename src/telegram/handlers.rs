@@ -4,9 +4,8 @@
 use super::App;
 use super::commands::Command;
 use super::conversations::ConversationKey;
-use super::flood::Verdict;
 use super::keyboards::{self, Callback};
-use super::send::{SendFailure, send_html, with_retry};
+use super::send::{Destination, SendFailure, send_html, with_retry};
 use super::subscriptions;
 use crate::engine::{Answer, Intent, Lang, PrizeFilter, Reply};
 use crate::render;
@@ -15,7 +14,7 @@ use std::time::Instant;
 use teloxide::prelude::*;
 use teloxide::types::{
     InlineKeyboardMarkup, InlineQueryResult, InlineQueryResultArticle, InputMessageContent,
-    InputMessageContentText, Me, ParseMode,
+    InputMessageContentText, MaybeInaccessibleMessage, Me, ParseMode,
 };
 use teloxide::utils::command::BotCommands;
 
@@ -30,9 +29,16 @@ pub struct Addressed {
     pub key: ConversationKey,
 }
 
+impl Addressed {
+    /// Who is counted for flood protection.
+    pub fn flood_key(&self) -> i64 {
+        self.user.0 as i64
+    }
+}
+
 /// In private chats every text; in groups only commands for us, mentions of
 /// us and replies to our messages. Everything else: `None` (stay quiet).
-pub fn addressed(msg: Message, me: Me) -> Option<Addressed> {
+pub fn addressed(msg: &Message, me: &Me) -> Option<Addressed> {
     let text = msg.text()?.trim();
     let user = msg.from.as_ref()?;
     if user.is_bot {
@@ -91,29 +97,29 @@ fn keyboard_for(app: &App, answer: &Answer) -> Option<InlineKeyboardMarkup> {
 }
 
 pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> HandlerResult {
-    let Some(a) = addressed(msg.clone(), me.clone()) else {
+    let Some(a) = addressed(&msg, &me) else {
         return Ok(());
     };
     let started = Instant::now();
     let chat = msg.chat.id;
-    match app.flood.check(a.user.0, started) {
-        Verdict::Allow => {}
-        Verdict::Warn => {
-            let text = match a.lang {
-                Some(Lang::En) => {
-                    "You are sending messages too fast. Please wait a little; I will answer again shortly."
-                }
-                _ => "您发送得太快了,请稍等片刻再问,我稍后会继续回答。",
-            };
-            tracing::info!(
-                chat = chat.0,
-                user = a.user.0,
-                "flood limit reached; cooling down"
-            );
-            reply(&bot, &app, chat, text.to_string(), None).await;
-            return Ok(());
-        }
-        Verdict::Drop => return Ok(()),
+    // Flooding was counted on arrival; this message is the one that crossed
+    // the limit.
+    if app.flood.take_notice(chat.0, msg.id.0) {
+        let text = match a.lang {
+            Some(Lang::En) => {
+                "You are sending messages too fast. Please wait a little; I will answer again shortly."
+            }
+            _ => "您发送得太快了,请稍等片刻再问,我稍后会继续回答。",
+        };
+        reply(
+            &bot,
+            &app,
+            Destination::answer_to(&msg),
+            text.to_string(),
+            None,
+        )
+        .await;
+        return Ok(());
     }
 
     // Commands that act (subscriptions, announcements) rather than answer.
@@ -148,9 +154,12 @@ async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'st
     }
     let html = render::html(&engine, &answer);
     let keyboard = keyboard_for(app, &answer);
-    let reply_to = (!msg.chat.is_private()).then_some(msg.id);
-    if let Err(e) = send_html(bot, app.retry, msg.chat.id, &html, keyboard, reply_to).await {
-        log_send_failure(msg.chat.id, &e);
+    let mut to = Destination::answer_to(msg);
+    if !msg.chat.is_private() {
+        to = to.quoting(msg.id);
+    }
+    if let Err(e) = send_html(bot, &app.out, to, &html, keyboard).await {
+        log_send_failure(app, msg.chat.id, &e);
     }
     answer.intent.as_str()
 }
@@ -159,22 +168,75 @@ async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'st
 pub async fn reply(
     bot: &Bot,
     app: &App,
-    chat: ChatId,
+    to: Destination,
     html: String,
     keyboard: Option<InlineKeyboardMarkup>,
 ) {
-    if let Err(e) = send_html(bot, app.retry, chat, &html, keyboard, None).await {
-        log_send_failure(chat, &e);
+    if let Err(e) = send_html(bot, &app.out, to, &html, keyboard).await {
+        log_send_failure(app, to.chat, &e);
     }
 }
 
-pub fn log_send_failure(chat: ChatId, e: &SendFailure) {
+pub fn log_send_failure(app: &App, chat: ChatId, e: &SendFailure) {
     match e {
+        SendFailure::Stopping => {
+            app.out.shutdown.count_dropped();
+            tracing::warn!(chat = chat.0, "stopping: reply dropped")
+        }
         SendFailure::Gone(err) => {
             tracing::info!(chat = chat.0, error = %err, "chat is gone; reply dropped")
         }
         SendFailure::Failed(err) => {
             tracing::error!(chat = chat.0, error = %err, "reply could not be sent")
+        }
+    }
+}
+
+/// Where a pressed button is.
+enum Place {
+    /// Under one of our messages (its text can be replaced).
+    Message(Box<Message>),
+    /// Under a message too old to be shown to us: its chat is known.
+    Chat(ChatId),
+    /// Under a message sent in inline mode, in a chat we may not be in:
+    /// only that message can be edited (by `inline_message_id`). Nothing
+    /// goes to the presser's private chat, which may not exist.
+    Inline(String),
+    /// Nowhere we can answer except the button's own notice.
+    Nowhere,
+}
+
+impl Place {
+    fn of(q: &CallbackQuery) -> Place {
+        match (&q.message, &q.inline_message_id) {
+            (Some(MaybeInaccessibleMessage::Regular(m)), _) => Place::Message(m.clone()),
+            (Some(m), _) => Place::Chat(m.chat().id),
+            (None, Some(id)) => Place::Inline(id.clone()),
+            (None, None) => Place::Nowhere,
+        }
+    }
+
+    fn chat(&self) -> Option<ChatId> {
+        match self {
+            Place::Message(m) => Some(m.chat.id),
+            Place::Chat(c) => Some(*c),
+            Place::Inline(_) | Place::Nowhere => None,
+        }
+    }
+
+    fn message(&self) -> Option<&Message> {
+        match self {
+            Place::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Where a new message about this button goes (its chat and topic).
+    fn destination(&self) -> Option<Destination> {
+        match self {
+            Place::Message(m) => Some(Destination::answer_to(m)),
+            Place::Chat(c) => Some(Destination::chat(*c)),
+            Place::Inline(_) | Place::Nowhere => None,
         }
     }
 }
@@ -185,13 +247,13 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
     let parsed = q.data.as_deref().and_then(Callback::parse);
     let mut notice: Option<String> = None;
     let engine = app.engine();
-    let message = q.regular_message().cloned();
-    let chat = message
-        .as_ref()
-        .map(|m| m.chat.id)
-        .unwrap_or(ChatId(q.from.id.0 as i64));
-    let intent = match parsed.clone() {
+    let place = Place::of(&q);
+    let intent = match parsed {
         None => {
+            notice = Some(stale_notice(lang));
+            "stale_button"
+        }
+        Some(_) if matches!(place, Place::Nowhere) => {
             notice = Some(stale_notice(lang));
             "stale_button"
         }
@@ -208,56 +270,62 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
                     keyboards::browse(&engine, &filter, lang),
                 )
             };
-            show(&bot, &app, message.as_ref(), chat, html, Some(kb)).await;
+            show(&bot, &app, &place, html, Some(kb)).await;
             "browse"
         }
         Some(Callback::BrowseAll) => {
             let answer = engine.answer_filter(PrizeFilter::default(), lang);
-            reply(&bot, &app, chat, render::html(&engine, &answer), None).await;
+            answer_at(&bot, &app, &place, render::html(&engine, &answer)).await;
             "browse_all"
         }
         Some(Callback::Tips(topic)) => {
             let answer = engine.answer_tips(topic.as_deref(), lang);
             let html = render::html(&engine, &answer);
-            show(
-                &bot,
-                &app,
-                message.as_ref(),
-                chat,
-                html,
-                Some(keyboards::tip_topics(&engine, lang)),
-            )
-            .await;
+            let kb = keyboards::tip_topics(&engine, lang);
+            show(&bot, &app, &place, html, Some(kb)).await;
             "tips"
         }
-        Some(Callback::Entity(id)) if id < engine.entities().len() => {
-            let private = message.as_ref().is_none_or(|m| m.chat.is_private());
-            let key = ConversationKey {
-                chat: chat.0,
-                user: if private { 0 } else { q.from.id.0 },
-            };
-            let now = Instant::now();
-            let mut ctx = app.conversations.take(key);
-            let answer = engine.answer_entity(&mut ctx, id, lang, now);
-            app.conversations.put(key, ctx, now);
-            reply(&bot, &app, chat, render::html(&engine, &answer), None).await;
-            "what_won"
-        }
-        Some(Callback::Entity(_)) => {
-            notice = Some(stale_notice(lang));
-            "stale_button"
-        }
+        Some(Callback::Entity(key)) => match engine.entity_by_key(&key) {
+            Some(id) => {
+                let now = Instant::now();
+                let answer = match place.chat() {
+                    Some(chat) => {
+                        let key = ConversationKey {
+                            chat: chat.0,
+                            user: if chat.is_user() { 0 } else { q.from.id.0 },
+                        };
+                        let mut ctx = app.conversations.take(key);
+                        let answer = engine.answer_entity(&mut ctx, id, lang, now);
+                        app.conversations.put(key, ctx, now);
+                        answer
+                    }
+                    // Inline mode: no conversation to continue.
+                    None => {
+                        let mut ctx = crate::engine::Context::default();
+                        engine.answer_entity(&mut ctx, id, lang, now)
+                    }
+                };
+                answer_at(&bot, &app, &place, render::html(&engine, &answer)).await;
+                "what_won"
+            }
+            // That name is not in the data any more (reloaded meanwhile).
+            None => {
+                notice = Some(stale_notice(lang));
+                "stale_button"
+            }
+        },
         Some(Callback::Announce { id, confirm }) => {
             notice = Some(
-                subscriptions::on_announce_button(&bot, &app, &q, message.as_ref(), id, confirm)
+                subscriptions::on_announce_button(&bot, &app, &q, place.message(), id, confirm)
                     .await,
             );
             "announce"
         }
     };
     // Every callback is answered, or the user's button keeps spinning.
+    let chat = place.chat().map_or(0, |c| c.0);
     let id = q.id.clone();
-    let answered = with_retry(app.retry, "answerCallbackQuery", || {
+    let answered = with_retry(&app.out, "answerCallbackQuery", || {
         let mut req = bot.answer_callback_query(id.clone());
         if let Some(text) = notice.clone() {
             req = req.text(text);
@@ -266,10 +334,10 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
     })
     .await;
     if let Err(e) = answered {
-        log_send_failure(chat, &e);
+        log_send_failure(&app, ChatId(chat), &e);
     }
     tracing::info!(
-        chat = chat.0,
+        chat,
         intent,
         latency_us = started.elapsed().as_micros() as u64,
         "handled button"
@@ -294,55 +362,82 @@ fn visible(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// An answer to a button: a new message in the button's chat (and topic);
+/// under an inline-mode message, that message becomes the answer.
+async fn answer_at(bot: &Bot, app: &App, place: &Place, html: String) {
+    match place.destination() {
+        Some(to) => reply(bot, app, to, html, None).await,
+        None => show(bot, app, place, html, None).await,
+    }
+}
+
 /// Replace the text of the message a button belongs to, or send a new one.
 /// A second tap on the same button changes nothing: no edit is sent then
 /// (Telegram refuses edits that change nothing).
-async fn show(
-    bot: &Bot,
-    app: &App,
-    message: Option<&Message>,
-    chat: ChatId,
-    html: String,
-    kb: Option<InlineKeyboardMarkup>,
-) {
-    if let Some(m) = message {
-        let same_as_before =
-            m.text() == Some(visible(&html).trim()) && m.reply_markup() == kb.as_ref();
-        let content = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            html.hash(&mut h);
-            serde_json::to_string(&kb).unwrap_or_default().hash(&mut h);
-            h.finish()
-        };
-        if same_as_before || !app.note_shown(m.chat.id.0, m.id.0, content) {
-            return;
-        }
-    }
-    if let Some(m) = message
-        && html.encode_utf16().count() <= super::send::MAX_MESSAGE_UNITS
-    {
-        let result = with_retry(app.retry, "editMessageText", || {
-            let mut req = bot
-                .edit_message_text(m.chat.id, m.id, html.clone())
-                .parse_mode(ParseMode::Html);
-            if let Some(kb) = kb.clone() {
-                req = req.reply_markup(kb);
+async fn show(bot: &Bot, app: &App, place: &Place, html: String, kb: Option<InlineKeyboardMarkup>) {
+    match place {
+        Place::Message(m) => {
+            let same_as_before =
+                m.text() == Some(visible(&html).trim()) && m.reply_markup() == kb.as_ref();
+            let content = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                html.hash(&mut h);
+                serde_json::to_string(&kb).unwrap_or_default().hash(&mut h);
+                h.finish()
+            };
+            if same_as_before || !app.note_shown(m.chat.id.0, m.id.0, content) {
+                return;
             }
-            req.into_future()
-        })
-        .await;
-        match result {
-            Ok(_) => return,
-            Err(SendFailure::Failed(e)) if e.contains("not modified") => return,
-            Err(e) => {
-                app.forget_shown(m.chat.id.0, m.id.0);
-                log_send_failure(chat, &e)
+            if html.encode_utf16().count() > super::send::MAX_MESSAGE_UNITS {
+                // Too long to replace the text: a new message (split).
+                reply(bot, app, Destination::answer_to(m), html, kb).await;
+                return;
+            }
+            let result = with_retry(&app.out, "editMessageText", || {
+                let mut req = bot
+                    .edit_message_text(m.chat.id, m.id, html.clone())
+                    .parse_mode(ParseMode::Html);
+                if let Some(kb) = kb.clone() {
+                    req = req.reply_markup(kb);
+                }
+                req.into_future()
+            })
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
+                Err(e) => {
+                    app.forget_shown(m.chat.id.0, m.id.0);
+                    log_send_failure(app, m.chat.id, &e)
+                }
             }
         }
-        return;
+        Place::Chat(chat) => reply(bot, app, Destination::chat(*chat), html, kb).await,
+        Place::Inline(id) => {
+            // One message only: whole lines up to Telegram's limit.
+            let html = super::send::split_message(&html, super::send::MAX_MESSAGE_UNITS)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let result = with_retry(&app.out, "editMessageText", || {
+                let mut req = bot
+                    .edit_message_text_inline(id.clone(), html.clone())
+                    .parse_mode(ParseMode::Html);
+                if let Some(kb) = kb.clone() {
+                    req = req.reply_markup(kb);
+                }
+                req.into_future()
+            })
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
+                Err(e) => log_send_failure(app, ChatId(0), &e),
+            }
+        }
+        Place::Nowhere => {}
     }
-    reply(bot, app, chat, html, kb).await;
 }
 
 pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult {
@@ -379,7 +474,7 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         vec![article.into()]
     };
     let id = q.id.clone();
-    let sent = with_retry(app.retry, "answerInlineQuery", || {
+    let sent = with_retry(&app.out, "answerInlineQuery", || {
         bot.answer_inline_query(id.clone(), results.clone())
             .cache_time(60)
             .into_future()

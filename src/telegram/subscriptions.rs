@@ -4,7 +4,7 @@
 use super::App;
 use super::handlers::{Addressed, log_send_failure, reply};
 use super::keyboards;
-use super::send::{MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
+use super::send::{Destination, MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
 use crate::engine::Lang;
 use crate::render::escape_html;
 use crate::store::{
@@ -56,14 +56,14 @@ async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool 
     }
     let chat = msg.chat.id;
     let user = a.user;
-    match with_retry(app.retry, "getChatMember", || {
+    match with_retry(&app.out, "getChatMember", || {
         bot.get_chat_member(chat, user).into_future()
     })
     .await
     {
         Ok(member) => member.is_privileged(),
         Err(e) => {
-            log_send_failure(chat, &e);
+            log_send_failure(app, chat, &e);
             false
         }
     }
@@ -97,7 +97,14 @@ async fn answer_with(
             store_trouble(lang)
         }
     };
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    reply(
+        bot,
+        app,
+        Destination::answer_to(msg),
+        escape_html(&text),
+        None,
+    )
+    .await;
     what
 }
 
@@ -112,7 +119,14 @@ async fn refused(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
         "只有群管理员可以为本群订阅或取消订阅。",
         "Only group admins can change this group's subscription.",
     );
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    reply(
+        bot,
+        app,
+        Destination::answer_to(msg),
+        escape_html(&text),
+        None,
+    )
+    .await;
     true
 }
 
@@ -227,7 +241,7 @@ pub async fn announce(
         reply(
             bot,
             app,
-            chat,
+            Destination::answer_to(msg),
             escape_html(&t(
                 lang,
                 "抱歉,只有管理员可以发布公告。",
@@ -244,7 +258,7 @@ pub async fn announce(
             reply(
                 bot,
                 app,
-                chat,
+                Destination::answer_to(msg),
                 escape_html(&t(
                     lang,
                     "用法:/announce 公告内容",
@@ -256,7 +270,7 @@ pub async fn announce(
             return "announce_usage";
         }
         Err(why) => {
-            let msg = match lang {
+            let too_long = match lang {
                 Lang::Zh => format!(
                     "公告太长,未发送:Telegram 每条消息最多 4096 个字符单位(现在 {why})。请缩短后再发。"
                 ),
@@ -264,7 +278,14 @@ pub async fn announce(
                     "The announcement is too long and was not sent: Telegram allows 4096 units per message ({why}). Please shorten it."
                 ),
             };
-            reply(bot, app, chat, escape_html(&msg), None).await;
+            reply(
+                bot,
+                app,
+                Destination::answer_to(msg),
+                escape_html(&too_long),
+                None,
+            )
+            .await;
             return "announce_too_long";
         }
     };
@@ -281,7 +302,14 @@ pub async fn announce(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "announcement draft failed");
-            reply(bot, app, chat, escape_html(&store_trouble(lang)), None).await;
+            reply(
+                bot,
+                app,
+                Destination::answer_to(msg),
+                escape_html(&store_trouble(lang)),
+                None,
+            )
+            .await;
             return "announce_failed";
         }
     };
@@ -297,11 +325,12 @@ pub async fn announce(
         ),
     };
     let keyboard = keyboards::announce(created.id.0, lang);
-    if let Err(e) = send_html(bot, app.retry, chat, &head, None, None).await {
-        log_send_failure(chat, &e);
+    let to = Destination::answer_to(msg);
+    if let Err(e) = send_html(bot, &app.out, to, &head, None).await {
+        log_send_failure(app, chat, &e);
     }
-    if let Err(e) = send_html(bot, app.retry, chat, &html, Some(keyboard), None).await {
-        log_send_failure(chat, &e);
+    if let Err(e) = send_html(bot, &app.out, to, &html, Some(keyboard)).await {
+        log_send_failure(app, chat, &e);
     }
     "announce_preview"
 }
@@ -364,7 +393,8 @@ pub async fn on_announce_button(
                     None,
                     false,
                 );
-                if let Ok(ids) = send_html(bot, app.retry, m.chat.id, &text, None, None).await
+                if let Ok(ids) =
+                    send_html(bot, &app.out, Destination::answer_to(m), &text, None).await
                     && let Some(first) = ids.first().copied()
                 {
                     let pm = ProgressMessage {
@@ -477,7 +507,7 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
             }
             let chat = ChatId(pm.chat_id);
             let msg_id = teloxide::types::MessageId(pm.message_id);
-            let edit = with_retry(app.retry, "editMessageText", || {
+            let edit = with_retry(&app.out, "editMessageText", || {
                 bot.edit_message_text(chat, msg_id, text.clone())
                     .parse_mode(ParseMode::Html)
                     .into_future()
@@ -486,7 +516,7 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
             match edit {
                 Ok(_) => {}
                 Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
-                Err(e) => log_send_failure(chat, &e),
+                Err(e) => log_send_failure(&app, chat, &e),
             }
             if done {
                 shown.remove(&id.0);
@@ -505,7 +535,8 @@ pub fn spawn_background(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let sender = Arc::new(
-        crate::broadcast::TelegramSender::new(bot.clone()).with_timeout(app.retry.attempt_timeout),
+        crate::broadcast::TelegramSender::new(bot.clone())
+            .with_timeout(app.out.retry.attempt_timeout),
     );
     // Settings were validated at start-up, so this cannot fail; log if it does.
     match crate::broadcast::Broadcaster::new(
