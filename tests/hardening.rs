@@ -619,3 +619,105 @@ async fn a_button_on_an_inline_message_edits_it_and_writes_to_nobody() {
     assert_eq!(api.total_sent(), 0);
     assert_clean(&app);
 }
+
+// ---------------------------------------------------------------------------
+// 5. Anonymous group admins
+
+#[tokio::test]
+async fn an_anonymous_group_admin_is_answered_with_the_groups_admin_rights() {
+    let app = spawn_app().await;
+    let api = &app.api;
+    let group = ChatSpec::supergroup(-100_150_001, "测试群");
+    let gid = group.id();
+    api.send_as_anonymous_admin(&group, &format!("/winner@{BOT_USERNAME} 李彬"));
+    let r = next_reply(&app, gid, 0, "/winner from an anonymous admin").await;
+    assert!(r.visible_text().contains("李彬"), "{}", r.visible_text());
+
+    api.send_as_anonymous_admin(&group, "/subscribe");
+    let r = next_reply(&app, gid, 1, "/subscribe from an anonymous admin").await;
+    assert!(
+        r.visible_text().contains("已订阅"),
+        "an anonymous admin may not subscribe the group: {}",
+        r.visible_text()
+    );
+    // A plain member may not undo it; the anonymous admin may.
+    let member = zh_user(15_001);
+    api.send_text(&group, &member, "/unsubscribe");
+    let r = next_reply(&app, gid, 2, "/unsubscribe from a member").await;
+    assert!(
+        r.visible_text().contains("只有群管理员"),
+        "{}",
+        r.visible_text()
+    );
+    api.send_as_anonymous_admin(&group, "/unsubscribe");
+    let r = next_reply(&app, gid, 3, "/unsubscribe from an anonymous admin").await;
+    assert!(
+        r.visible_text().contains("已取消订阅"),
+        "{}",
+        r.visible_text()
+    );
+    assert_clean(&app);
+}
+
+// ---------------------------------------------------------------------------
+// 8. /announce inside a group
+
+#[tokio::test]
+async fn announce_in_a_group_sends_the_preview_privately_never_to_the_group() {
+    let app = spawn_app_with(AppOptions {
+        admins: vec![18_001, 18_002],
+        ..AppOptions::default()
+    })
+    .await;
+    let api = &app.api;
+    let group = ChatSpec::supergroup(-100_180_001, "测试群");
+    let gid = group.id();
+    let words = "新一届大赛报名开始(尚未发送)";
+    let admin = zh_user(18_001);
+    api.send_text(&group, &admin, &format!("/announce {words}"));
+    let pointer = next_reply(&app, gid, 0, "/announce in a group").await;
+    assert!(
+        pointer.visible_text().contains("私"),
+        "the group is not told where the preview is: {}",
+        pointer.visible_text()
+    );
+    let private = api.wait_for_messages(18_001, 2, WAIT).await;
+    let preview = private
+        .iter()
+        .find(|m| m.visible_text().contains(words))
+        .unwrap_or_else(|| panic!("no private preview: {private:?}"));
+    assert!(
+        preview
+            .callback_data()
+            .iter()
+            .any(|d| d.starts_with("n:ok:")),
+        "the preview has no Confirm button: {:?}",
+        preview.buttons()
+    );
+
+    // An admin the bot cannot write to privately: a pointer, no preview.
+    let admin2 = zh_user(18_002);
+    api.block_chat(18_002);
+    api.send_text(&group, &admin2, &format!("/announce {words}"));
+    let refusal = next_reply(
+        &app,
+        gid,
+        1,
+        "/announce from an admin without a private chat",
+    )
+    .await;
+    assert!(
+        refusal.visible_text().contains(BOT_USERNAME),
+        "no pointer to the private chat: {}",
+        refusal.visible_text()
+    );
+    assert!(stays_quiet(&app, gid, Duration::from_millis(1500)).await);
+    for m in api.sent_messages(gid) {
+        assert!(
+            !m.visible_text().contains(words),
+            "the unsent announcement was posted to the group: {}",
+            m.visible_text()
+        );
+    }
+    assert_clean(&app);
+}

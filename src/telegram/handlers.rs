@@ -20,11 +20,34 @@ use teloxide::utils::command::BotCommands;
 
 pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    User(UserId),
+    /// An anonymous admin of the group the message is in: Telegram shows
+    /// the group as the sender (`sender_chat`, with `from` = the
+    /// GroupAnonymousBot). Only admins can post as the group, so this
+    /// sender has the group's admin rights; which admin it is, nobody knows.
+    AnonymousAdmin(ChatId),
+    /// Somebody posting as one of their channels: no rights in the group.
+    Channel(ChatId),
+}
+
+impl Sender {
+    /// Who is counted for flood protection: a user id, or a chat id.
+    pub fn flood_key(self) -> i64 {
+        match self {
+            Sender::User(u) => u.0 as i64,
+            Sender::AnonymousAdmin(c) | Sender::Channel(c) => c.0,
+        }
+    }
+}
+
 /// A message meant for the bot, with the bot's @name taken out.
 #[derive(Debug, Clone)]
 pub struct Addressed {
     pub text: String,
-    pub user: UserId,
+    pub sender: Sender,
     pub lang: Option<Lang>,
     pub key: ConversationKey,
 }
@@ -32,7 +55,19 @@ pub struct Addressed {
 impl Addressed {
     /// Who is counted for flood protection.
     pub fn flood_key(&self) -> i64 {
-        self.user.0 as i64
+        self.sender.flood_key()
+    }
+}
+
+/// Who sent `msg`, if it is somebody the bot talks to (not another bot, not
+/// a channel post forwarded into its discussion group).
+fn sender_of(msg: &Message) -> Option<Sender> {
+    match (msg.sender_chat.as_ref(), msg.from.as_ref()) {
+        (Some(c), _) if c.id == msg.chat.id => Some(Sender::AnonymousAdmin(c.id)),
+        (Some(_), _) if msg.is_automatic_forward() => None,
+        (Some(c), _) => Some(Sender::Channel(c.id)),
+        (None, Some(u)) if !u.is_bot => Some(Sender::User(u.id)),
+        _ => None,
     }
 }
 
@@ -40,19 +75,28 @@ impl Addressed {
 /// us and replies to our messages. Everything else: `None` (stay quiet).
 pub fn addressed(msg: &Message, me: &Me) -> Option<Addressed> {
     let text = msg.text()?.trim();
-    let user = msg.from.as_ref()?;
-    if user.is_bot {
-        return None;
-    }
-    let lang = Lang::from_code(user.language_code.as_deref());
+    let sender = sender_of(msg)?;
+    let lang = match sender {
+        Sender::User(_) => msg
+            .from
+            .as_ref()
+            .and_then(|u| Lang::from_code(u.language_code.as_deref())),
+        _ => None,
+    };
     let private = msg.chat.is_private();
     let key = ConversationKey {
         chat: msg.chat.id.0,
-        user: if private { 0 } else { user.id.0 },
+        // In groups, one conversation per sender (a chat sender's id is
+        // negative: as u64 it cannot meet a user id).
+        user: if private {
+            0
+        } else {
+            sender.flood_key() as u64
+        },
     };
     let make = |t: String| Addressed {
         text: t,
-        user: user.id,
+        sender,
         lang,
         key,
     };
@@ -67,10 +111,11 @@ pub fn addressed(msg: &Message, me: &Me) -> Option<Addressed> {
             _ => Some(make(text.to_string())),
         };
     }
-    let lower = text.to_lowercase();
-    let mention_lower = mention.to_lowercase();
+    // ASCII lower-casing keeps byte offsets (full lower-casing does not:
+    // 'Ⱥ' is 2 bytes, 'ⱥ' 3); the username is ASCII.
+    let lower = text.to_ascii_lowercase();
+    let mention_lower = mention.to_ascii_lowercase();
     if let Some(pos) = lower.find(&mention_lower) {
-        // Lower-casing ASCII keeps byte offsets; the username is ASCII.
         let stripped = format!("{}{}", &text[..pos], &text[pos + mention.len()..]);
         return Some(make(stripped.trim().to_string()));
     }
@@ -128,7 +173,9 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         Some(Command::Subscribe) => subscriptions::subscribe(&bot, &app, &msg, &a).await,
         Some(Command::Unsubscribe) => subscriptions::unsubscribe(&bot, &app, &msg, &a).await,
         Some(Command::Status) => subscriptions::status(&bot, &app, &msg, &a).await,
-        Some(Command::Announce(text)) => subscriptions::announce(&bot, &app, &msg, &a, &text).await,
+        Some(Command::Announce(text)) => {
+            subscriptions::announce(&bot, &app, &msg, &a, &text, &me).await
+        }
         _ => answer_text(&bot, &app, &msg, &a).await,
     };
     tracing::info!(
@@ -495,4 +542,60 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         "handled inline query"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn me() -> Me {
+        serde_json::from_value(json!({
+            "id": 4242, "is_bot": true, "first_name": "Bot", "username": "reportbot_test_bot",
+            "can_join_groups": true, "can_read_all_group_messages": false,
+            "supports_inline_queries": true, "can_connect_to_business": false,
+            "has_main_web_app": false
+        }))
+        .unwrap()
+    }
+
+    fn group_message(text: &str, extra: serde_json::Value) -> Message {
+        let mut m = json!({
+            "message_id": 1, "date": 1,
+            "chat": {"id": -1001, "type": "supergroup", "title": "G"},
+            "from": {"id": 7, "is_bot": false, "first_name": "A"},
+            "text": text,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        serde_json::from_str(&m.to_string()).unwrap()
+    }
+
+    #[test]
+    fn senders() {
+        let anon = json!({
+            "from": {"id": 1087968824, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+            "sender_chat": {"id": -1001, "type": "supergroup", "title": "G"},
+        });
+        let a = addressed(&group_message("/winner 李彬", anon), &me()).unwrap();
+        assert_eq!(a.sender, Sender::AnonymousAdmin(ChatId(-1001)));
+        let channel = json!({
+            "from": {"id": 136817688, "is_bot": true, "first_name": "Channel", "username": "Channel_Bot"},
+            "sender_chat": {"id": -1002, "type": "channel", "title": "C"},
+        });
+        let a = addressed(&group_message("/winner 李彬", channel), &me()).unwrap();
+        assert_eq!(a.sender, Sender::Channel(ChatId(-1002)));
+        let bot = json!({"from": {"id": 99, "is_bot": true, "first_name": "Other"}});
+        assert!(addressed(&group_message("/winner 李彬", bot), &me()).is_none());
+        let a = addressed(&group_message("/winner 李彬", json!({})), &me()).unwrap();
+        assert_eq!(a.sender, Sender::User(UserId(7)));
+    }
+
+    #[test]
+    fn a_mention_after_letters_that_grow_when_lower_cased() {
+        let m = group_message("ȺȺȺ @ReportBot_Test_Bot 李彬", json!({}));
+        let a = addressed(&m, &me()).expect("addressed");
+        assert_eq!(a.text, "ȺȺȺ  李彬");
+    }
 }

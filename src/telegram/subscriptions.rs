@@ -2,7 +2,7 @@
 //! the Telegram side of `crate::store` and `crate::broadcast`.
 
 use super::App;
-use super::handlers::{Addressed, log_send_failure, reply};
+use super::handlers::{Addressed, Sender, log_send_failure, reply};
 use super::keyboards;
 use super::send::{Destination, MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
 use crate::engine::Lang;
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use teloxide::prelude::*;
-use teloxide::types::{ChatKind as TgChatKind, ParseMode, PublicChatKind};
+use teloxide::types::{ChatKind as TgChatKind, Me, ParseMode, PublicChatKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -49,13 +49,18 @@ fn chat_kind(msg: &Message) -> ChatKind {
     }
 }
 
-/// In groups only admins may change the subscription; in private chats the user.
+/// In groups only admins may change the subscription; in private chats the
+/// user. An anonymous admin is an admin (only admins can post as the group).
 async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
     if msg.chat.is_private() {
         return true;
     }
     let chat = msg.chat.id;
-    let user = a.user;
+    let user = match a.sender {
+        Sender::User(u) => u,
+        Sender::AnonymousAdmin(group) => return group == chat,
+        Sender::Channel(_) => return false,
+    };
     match with_retry(&app.out, "getChatMember", || {
         bot.get_chat_member(chat, user).into_future()
     })
@@ -228,30 +233,45 @@ pub fn announcement_html(text: &str) -> Result<String, String> {
     Ok(escape_html(text))
 }
 
+/// `/announce text`: a draft and its preview with Confirm / Cancel. The
+/// preview always goes to the admin's private chat — sent in a group, the
+/// group only hears where to look (an unsent announcement is not for it).
 pub async fn announce(
     bot: &Bot,
     app: &App,
     msg: &Message,
     a: &Addressed,
     text: &str,
+    me: &Me,
 ) -> &'static str {
     let lang = a.lang.unwrap_or_default();
-    let chat = msg.chat.id;
-    if !app.is_admin(a.user) {
-        reply(
-            bot,
-            app,
-            Destination::answer_to(msg),
-            escape_html(&t(
-                lang,
+    let here = Destination::answer_to(msg);
+    let say = |zh: &str, en: &str| escape_html(&t(lang, zh, en));
+    let admin = match a.sender {
+        Sender::User(u) if app.is_admin(u) => u,
+        Sender::AnonymousAdmin(_) => {
+            let text = match lang {
+                Lang::Zh => format!(
+                    "匿名管理员无法发布公告:请用您自己的账号私聊我(https://t.me/{}),在私聊中发送 /announce。",
+                    me.username()
+                ),
+                Lang::En => format!(
+                    "Anonymous admins cannot send announcements: please open a private chat with me (https://t.me/{}) from your own account and send /announce there.",
+                    me.username()
+                ),
+            };
+            reply(bot, app, here, escape_html(&text), None).await;
+            return "announce_refused";
+        }
+        _ => {
+            let text = say(
                 "抱歉,只有管理员可以发布公告。",
                 "Sorry, only admins can send announcements.",
-            )),
-            None,
-        )
-        .await;
-        return "announce_refused";
-    }
+            );
+            reply(bot, app, here, text, None).await;
+            return "announce_refused";
+        }
+    };
     let html = match announcement_html(text) {
         Ok(h) => h,
         Err(why) if why == "empty" => {
@@ -291,7 +311,7 @@ pub async fn announce(
     };
     let new = NewAnnouncement {
         text_html: html.clone(),
-        created_by: Origin::Admin(a.user.0 as i64),
+        created_by: Origin::Admin(admin.0 as i64),
         dedupe_key: None,
     };
     let created = blocking(&app.store, move |s| {
@@ -325,12 +345,43 @@ pub async fn announce(
         ),
     };
     let keyboard = keyboards::announce(created.id.0, lang);
-    let to = Destination::answer_to(msg);
-    if let Err(e) = send_html(bot, &app.out, to, &head, None).await {
-        log_send_failure(app, chat, &e);
+    let private = Destination::chat(ChatId(admin.0 as i64));
+    let mut sent = send_html(bot, &app.out, private, &head, None).await;
+    if sent.is_ok() {
+        sent = send_html(bot, &app.out, private, &html, Some(keyboard)).await;
     }
-    if let Err(e) = send_html(bot, &app.out, to, &html, Some(keyboard)).await {
-        log_send_failure(app, chat, &e);
+    let in_group = !msg.chat.is_private();
+    match sent {
+        Ok(_) if in_group => {
+            let text = say(
+                "公告预览已私信发给您,请在私聊中确认或取消。",
+                "The preview is in our private chat: confirm or cancel it there.",
+            );
+            reply(bot, app, here, text, None).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            log_send_failure(app, private.chat, &e);
+            // Nobody can confirm a preview nobody saw.
+            let id = created.id;
+            if let Err(e) = blocking(&app.store, move |s| s.cancel(id)).await {
+                tracing::error!(error = %e, "could not cancel an unseen announcement draft");
+            }
+            if in_group {
+                let text = match lang {
+                    Lang::Zh => format!(
+                        "无法私信您公告预览:请先私聊我(https://t.me/{}),再在私聊中发送 /announce。",
+                        me.username()
+                    ),
+                    Lang::En => format!(
+                        "I cannot send you the preview privately: please open a private chat with me (https://t.me/{}) and send /announce there.",
+                        me.username()
+                    ),
+                };
+                reply(bot, app, here, escape_html(&text), None).await;
+            }
+            return "announce_failed";
+        }
     }
     "announce_preview"
 }
