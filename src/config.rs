@@ -82,6 +82,9 @@ pub struct TelegramSettings {
     /// Updates waiting in one chat's queue; more are dropped (and logged)
     /// rather than stall every other chat.
     pub max_queued_per_chat: usize,
+    /// Updates in progress at once, all chats together; more wait at
+    /// Telegram until there is room (memory stays flat under a burst).
+    pub max_in_progress: usize,
     /// At most one message per this many milliseconds in one chat (Telegram
     /// answers faster sends with 429).
     pub chat_interval_ms: u64,
@@ -98,7 +101,8 @@ impl Default for TelegramSettings {
             admins: Vec::new(),
             reply_attempts: 5,
             send_timeout_secs: 4,
-            max_queued_per_chat: 32,
+            max_queued_per_chat: 24,
+            max_in_progress: 64,
             chat_interval_ms: 1000,
             sends_per_sec: 30,
         }
@@ -314,6 +318,9 @@ impl Settings {
         }
         if !(1..=1000).contains(&t.max_queued_per_chat) {
             return Err(invalid("telegram.max_queued_per_chat", "must be 1 to 1000"));
+        }
+        if !(1..=100_000).contains(&t.max_in_progress) {
+            return Err(invalid("telegram.max_in_progress", "must be 1 to 100000"));
         }
         let f = &self.flood;
         if f.max_messages == 0 || f.window_secs == 0 {

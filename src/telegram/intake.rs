@@ -8,9 +8,12 @@
 //!   is finally handled, which behind a slow chat can be much later. Over the
 //!   limit: one polite notice (sent in order by the chat's handler), then the
 //!   sender's messages are dropped here until the cool-down ends.
-//! - Each chat's queue is bounded ([`Backlog`]): the dispatcher waits when a
-//!   chat's queue is full, which would stall every chat, so an update for a
-//!   full chat is dropped (and logged) instead.
+//! - Each chat's queue is bounded ([`Admission`]): the dispatcher waits when
+//!   a chat's queue is full, which would stall every chat, so an update for
+//!   a full chat is dropped (and logged) instead.
+//! - So is the number of updates in progress overall: beyond it the reader
+//!   waits, and updates wait at Telegram, unread (memory stays flat under a
+//!   burst of thousands of users).
 
 use super::App;
 use super::flood::Verdict;
@@ -25,6 +28,7 @@ use teloxide::stop::StopToken;
 use teloxide::types::{Me, Update, UpdateKind};
 use teloxide::update_listeners::{AsUpdateStream, UpdateListener};
 use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// The dispatcher's queue key of an update: its chat, else its sender (an
@@ -36,40 +40,104 @@ pub fn queue_key(update: &Update) -> Option<i64> {
         .or_else(|| update.from().map(|u| u.id.0 as i64))
 }
 
-/// Updates admitted to each queue and not yet taken up by a handler.
+/// Places a dispatcher queue has beyond `max_queued_per_chat`.
+pub const HEADROOM: usize = 8;
+
+/// How many updates are admitted and not yet handled: at most
+/// `max_per_queue` per queue (one chat cannot fill the dispatcher) and
+/// `max_total` in all (the bot's memory stays flat; beyond that, updates
+/// wait at Telegram, unread and unconfirmed).
 #[derive(Debug)]
-pub struct Backlog {
-    max: usize,
+pub struct Admission {
+    max_per_queue: usize,
     queued: Mutex<HashMap<Option<i64>, usize>>,
+    places: Arc<Semaphore>,
+    /// Updates on their way to a handler, by update id.
+    tickets: Mutex<HashMap<u32, Ticket>>,
 }
 
-impl Backlog {
-    pub fn new(max_per_queue: usize) -> Self {
-        Backlog {
-            max: max_per_queue.max(1),
+#[derive(Debug)]
+struct Ticket {
+    key: Option<i64>,
+    _place: OwnedSemaphorePermit,
+}
+
+/// Held while an update is handled: dropping it (when the handler is done)
+/// frees the update's place.
+#[derive(Debug)]
+pub struct Handling {
+    admission: Arc<Admission>,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.admission.release(t.key);
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(max_per_queue: usize, max_total: usize) -> Self {
+        Admission {
+            max_per_queue: max_per_queue.max(1),
             queued: Mutex::new(HashMap::new()),
+            places: Arc::new(Semaphore::new(max_total.max(1))),
+            tickets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Room for one more in this queue? Counts it if so.
-    pub fn admit(&self, key: Option<i64>) -> bool {
+    /// Room for one more in this queue? Counts it if so. A message owed
+    /// the flood notice may use a few places beyond the limit (the
+    /// dispatcher's queues have that much headroom, see `HEADROOM`).
+    fn admit(&self, key: Option<i64>, owed_notice: bool) -> bool {
         let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         let n = q.entry(key).or_insert(0);
-        if *n >= self.max {
+        let max = if owed_notice {
+            self.max_per_queue + HEADROOM / 2
+        } else {
+            self.max_per_queue
+        };
+        if *n >= max {
             return false;
         }
         *n += 1;
         true
     }
 
-    /// A handler took an update of this queue.
-    pub fn started(&self, key: Option<i64>) {
+    fn release(&self, key: Option<i64>) {
         let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = q.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 q.remove(&key);
             }
+        }
+    }
+
+    /// Wait for a place among all updates in progress.
+    async fn place(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.places).acquire_owned().await.ok()
+    }
+
+    fn hand_over(&self, update: &Update, key: Option<i64>, place: OwnedSemaphorePermit) {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(update.id.0, Ticket { key, _place: place });
+    }
+
+    /// A handler takes up `update`: hold the result until it is done.
+    pub fn handling(self: &Arc<Self>, update: &Update) -> Handling {
+        let ticket = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&update.id.0);
+        Handling {
+            admission: Arc::clone(self),
+            ticket,
         }
     }
 
@@ -171,6 +239,7 @@ impl Intake {
             return true;
         }
         let key = queue_key(&update);
+        let mut owed_notice = false;
         if let UpdateKind::Message(msg) = &update.kind
             && let Some(a) = addressed(msg, &self.me)
         {
@@ -183,6 +252,7 @@ impl Intake {
                         "flood limit reached; one notice, then cooling down"
                     );
                     self.app.flood.owe_notice(msg.chat.id.0, msg.id.0);
+                    owed_notice = true;
                 }
                 Verdict::Drop => {
                     IntakeStats::bump(&stats.flood_dropped);
@@ -190,7 +260,8 @@ impl Intake {
                 }
             }
         }
-        if !self.app.backlog.admit(key) {
+        let admission = &self.app.admission;
+        if !admission.admit(key, owed_notice) {
             let n = IntakeStats::bump(&stats.backlog_dropped);
             tracing::warn!(
                 update_id = update.id.0,
@@ -200,8 +271,15 @@ impl Intake {
             );
             return true;
         }
-        if self.tx.send(Ok(*update)).await.is_err() {
-            self.app.backlog.started(key);
+        // Waits while the bot is busy with as many updates as it takes.
+        let Some(place) = admission.place().await else {
+            admission.release(key);
+            return false;
+        };
+        admission.hand_over(&update, key, place);
+        if let Err(e) = self.tx.send(Ok(*update)).await {
+            let Ok(u) = e.0;
+            drop(admission.handling(&u));
             return false;
         }
         true
@@ -237,19 +315,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backlog_is_bounded_per_queue() {
-        let b = Backlog::new(2);
-        assert!(b.admit(Some(1)) && b.admit(Some(1)));
-        assert!(!b.admit(Some(1)), "a third one in the same chat");
-        assert!(b.admit(Some(2)), "other chats are not affected");
-        b.started(Some(1));
-        assert!(b.admit(Some(1)));
-        assert_eq!(b.total(), 3);
-        b.started(Some(1));
-        b.started(Some(1));
-        b.started(Some(2));
-        assert_eq!(b.total(), 0);
-        b.started(Some(2));
-        assert_eq!(b.total(), 0, "never below zero");
+    fn admission_is_bounded_per_queue() {
+        let a = Admission::new(2, 100);
+        assert!(a.admit(Some(1), false) && a.admit(Some(1), false));
+        assert!(!a.admit(Some(1), false), "a third one in the same chat");
+        assert!(a.admit(Some(1), true), "but the flood notice gets through");
+        assert!(a.admit(Some(2), false), "other chats are not affected");
+        a.release(Some(1));
+        a.release(Some(1));
+        assert!(a.admit(Some(1), false));
+        assert_eq!(a.total(), 3);
+        a.release(Some(1));
+        a.release(Some(1));
+        a.release(Some(2));
+        assert_eq!(a.total(), 0);
+        a.release(Some(2));
+        assert_eq!(a.total(), 0, "never below zero");
+    }
+
+    #[tokio::test]
+    async fn a_place_comes_back_when_the_handling_ends() {
+        let a = Arc::new(Admission::new(10, 1));
+        let update: Update = serde_json::from_str(
+            r#"{"update_id": 5, "message": {"message_id": 1, "date": 1,
+                "chat": {"id": 9, "type": "private", "first_name": "A"},
+                "from": {"id": 9, "is_bot": false, "first_name": "A"}, "text": "hi"}}"#,
+        )
+        .unwrap();
+        assert!(a.admit(Some(9), false));
+        let place = a.place().await.unwrap();
+        a.hand_over(&update, Some(9), place);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), a.place())
+                .await
+                .is_err(),
+            "one place only"
+        );
+        let handling = a.handling(&update);
+        assert_eq!(a.total(), 1);
+        drop(handling);
+        assert_eq!(a.total(), 0);
+        assert!(a.place().await.is_some());
     }
 }

@@ -1,7 +1,19 @@
-//! The Telegram transport: long polling with teloxide, a dptree table of what
-//! the bot does, graceful shutdown on SIGINT/SIGTERM. With several instances
-//! on one PostgreSQL database, only the elected one polls
-//! ([`crate::store::PollerElection`]); every instance delivers announcements.
+//! The Telegram transport: how updates come in, what the bot does with
+//! them, how replies go out.
+//!
+//! - `polling`: our own getUpdates loop; [`updates`] reads each update on
+//!   its own, so one unreadable update cannot block the rest. With several
+//!   instances on one PostgreSQL database, only the elected one polls
+//!   ([`crate::store::PollerElection`]); every instance delivers
+//!   announcements.
+//! - [`intake`]: admission on arrival — flood counting per sender, bounded
+//!   queues per chat and in all — then teloxide's dispatcher, one queue per
+//!   chat, and the dptree table below.
+//! - `handlers`, `subscriptions`: what the bot does; [`keyboards`]:
+//!   buttons and their data.
+//! - [`send`], [`pacing`]: replies split, paced to Telegram's limits and
+//!   retried ([`errors`] sorts Telegram's errors); [`shutdown`]:
+//!   SIGINT/SIGTERM stop the bot within seconds.
 
 mod commands;
 mod conversations;
@@ -25,7 +37,7 @@ pub use subscriptions::announcement_html;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::Store;
-use intake::{Backlog, Intake, IntakeStats, queue_key};
+use intake::{Admission, Intake, IntakeStats, queue_key};
 use pacing::Pacer;
 use send::{Outbox, RetryPolicy};
 use shutdown::{GRACE, Shutdown, Signals};
@@ -44,8 +56,8 @@ pub struct App {
     pub conversations: Conversations,
     /// Retries, pacing and the stop, for everything the bot sends.
     pub out: Outbox,
-    /// Updates admitted to each chat's queue and not yet handled.
-    pub backlog: Backlog,
+    /// Updates admitted and not yet handled, per chat and in all.
+    pub admission: Arc<Admission>,
     pub intake_stats: IntakeStats,
     /// Whether this instance polls Telegram now (the only one, or elected
     /// among several): only the poller edits admins' progress messages.
@@ -75,7 +87,10 @@ impl App {
                 ),
                 shutdown: Shutdown::default(),
             },
-            backlog: Backlog::new(settings.telegram.max_queued_per_chat),
+            admission: Arc::new(Admission::new(
+                settings.telegram.max_queued_per_chat,
+                settings.telegram.max_in_progress,
+            )),
             intake_stats: IntakeStats::default(),
             store,
             settings,
@@ -244,9 +259,10 @@ async fn poll(
     signalled: &mut tokio::sync::watch::Receiver<bool>,
     lost: impl std::future::Future<Output = ()>,
 ) -> PollingStop {
-    // Every update passes here when its chat's handler takes it up.
+    // Every update passes here when its chat's handler takes it up; its
+    // place is freed when the handler is done (the value is dropped).
     let handler = dptree::entry()
-        .inspect(|update: Update, app: Arc<App>| app.backlog.started(queue_key(&update)))
+        .map(|update: Update, app: Arc<App>| Arc::new(app.admission.handling(&update)))
         .branch(Update::filter_message().endpoint(handlers::on_message))
         .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
         .branch(Update::filter_inline_query().endpoint(handlers::on_inline))
@@ -255,17 +271,21 @@ async fn poll(
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(app), me.clone()])
         .distribution_function(queue_key)
-        // Admission keeps each queue below this (see `intake::Backlog`), so
-        // the dispatcher never waits for a full queue.
-        .worker_queue_size(app.settings.telegram.max_queued_per_chat + 8)
+        // Admission keeps each queue below this (see `intake::Admission`),
+        // so the dispatcher never waits for a full queue.
+        .worker_queue_size(app.settings.telegram.max_queued_per_chat + intake::HEADROOM)
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(
             "an update handler failed",
         ))
         .build();
-    let token = dispatcher.shutdown_token();
     polling::delete_webhook(bot).await;
+    // Stopping the reader ends the dispatcher's stream; the dispatcher then
+    // finishes the updates it has and returns. (Not teloxide's shutdown
+    // token: a shutdown while the dispatcher hands an update to a chat's
+    // queue is lost, and the dispatcher waits for the next update.)
     let (stop_token, stop_flag) = teloxide::stop::mk_stop_token();
+    let stop_reading = stop_token.clone();
     let (intake, listener) = Intake::new(Arc::clone(app), me.clone(), stop_token);
     let poller = polling::Poller::new(bot, app.settings.telegram.polling_timeout_secs);
     let polling = tokio::spawn(poller.run(intake, stop_flag));
@@ -275,35 +295,26 @@ async fn poll(
     );
     tokio::pin!(dispatch, lost);
     let stop = tokio::select! {
-        _ = &mut dispatch => PollingStop::Signal,
+        // The reader stopped by itself: nothing more will come.
+        _ = &mut dispatch => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), polling).await;
+            return PollingStop::Signal;
+        }
         _ = signalled.wait_for(|s| *s) => PollingStop::Signal,
         _ = &mut lost => PollingStop::LostElection,
     };
-    // Stops polling, lets in-flight handlers finish, confirms the offset.
-    let finish = async {
-        loop {
-            match token.shutdown() {
-                Ok(done) => {
-                    tokio::join!(done, &mut dispatch);
-                    break;
-                }
-                // Not running (any more): done.
-                Err(_) => tokio::select! {
-                    _ = &mut dispatch => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                },
-            }
-        }
-    };
+    // Stops polling and confirms the offset; the dispatcher lets the
+    // handlers in flight finish.
+    stop_reading.stop();
     // Every wait ends by the grace deadline; this is the backstop.
     let backstop = async {
         app.out.shutdown.begun().await;
         tokio::time::sleep(GRACE + Duration::from_millis(1500)).await;
     };
     tokio::select! {
-        _ = finish => {}
+        _ = &mut dispatch => {}
         _ = backstop => tracing::warn!(
-            not_handled = app.backlog.total(),
+            not_handled = app.admission.total(),
             "stopping took too long; leaving the rest"
         ),
     }
