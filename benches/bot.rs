@@ -156,7 +156,7 @@ async fn burst(users: u64, config: Option<&str>) {
     let mut lat: Vec<Duration> = msgs.iter().map(|m| m.at.duration_since(started)).collect();
     lat.sort();
     println!(
-        "burst of {users} users under Telegram's limits{}: {} of {users} answered in {:.1} s ({:.1}/s),          reply after p50 {:.1} s / p99 {:.1} s, 429s caused: {}, RSS idle {}, peak RSS {} (VmHWM)",
+        "burst of {users} users under Telegram's limits{}: {} of {users} answered in {:.1} s ({:.1}/s), reply after p50 {:.1} s / p99 {:.1} s, 429s caused: {}, RSS idle {}, peak RSS {} (VmHWM)",
         config.map_or(String::new(), |c| format!(
             " ({})",
             c.trim().replace('\n', " ")
