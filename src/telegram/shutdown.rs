@@ -156,25 +156,31 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_long_wait_ends_at_the_stop_a_short_one_is_kept() {
-        let s = std::sync::Arc::new(Shutdown::default());
+        let s = Arc::new(Shutdown::default());
         assert_eq!(s.sleep(Duration::from_millis(10)).await, Ok(()));
         let long = {
-            let s = std::sync::Arc::clone(&s);
+            let s = Arc::clone(&s);
             tokio::spawn(async move { s.sleep(Duration::from_secs(60)).await })
         };
         let short = {
-            let s = std::sync::Arc::clone(&s);
-            tokio::spawn(async move { s.sleep(Duration::from_secs(1)).await })
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { s.sleep(Duration::from_millis(200)).await })
         };
         tokio::task::yield_now().await;
-        s.begin(GRACE);
+        let t = Instant::now();
+        s.begin(Duration::from_secs(40));
         assert_eq!(long.await.unwrap(), Err(Stopping));
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the long wait did not end at once"
+        );
         assert_eq!(short.await.unwrap(), Ok(()));
         assert_eq!(
-            s.sleep(Duration::from_secs(10)).await,
+            s.sleep(Duration::from_secs(50)).await,
             Err(Stopping),
             "after the stop, a wait past the deadline is refused at once"
         );
