@@ -14,8 +14,10 @@ pub enum Callback {
     BrowseAll,
     /// Tips of a topic (`None` = a general selection).
     Tips(Option<String>),
-    /// One reading of an ambiguous name.
-    Entity(EntityId),
+    /// One reading of an ambiguous name, by its stable key
+    /// ([`crate::engine::Entity::key`]): an index would name somebody else
+    /// after a data reload that reorders the entities.
+    Entity(String),
     /// Confirm or cancel a drafted announcement.
     Announce { id: i64, confirm: bool },
 }
@@ -44,7 +46,7 @@ impl Callback {
             }
             Callback::BrowseAll => "a:all".into(),
             Callback::Tips(t) => format!("t:{}", t.as_deref().unwrap_or("")),
-            Callback::Entity(id) => format!("e:{id}"),
+            Callback::Entity(key) => format!("k:{key}"),
             Callback::Announce { id, confirm } => {
                 format!("n:{}:{id}", if *confirm { "ok" } else { "no" })
             }
@@ -82,7 +84,11 @@ impl Callback {
             {
                 Some(Callback::Tips(Some(topic.to_string())))
             }
-            ["e", n] => n.parse().ok().map(Callback::Entity),
+            // "e:<index>" (before stable keys) is not accepted: it may name
+            // somebody else now.
+            ["k", key] if key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(Callback::Entity(key.to_ascii_lowercase()))
+            }
             ["n", "ok", id] => id
                 .parse()
                 .ok()
@@ -261,10 +267,8 @@ pub fn readings(engine: &Engine, options: &[EntityId]) -> InlineKeyboardMarkup {
         options
             .iter()
             .map(|id| {
-                vec![button(
-                    engine.entity(*id).name.clone(),
-                    Callback::Entity(*id),
-                )]
+                let entity = engine.entity(*id);
+                vec![button(entity.name.clone(), Callback::Entity(entity.key()))]
             })
             .collect::<Vec<_>>(),
     )
@@ -293,7 +297,7 @@ mod tests {
         let mut all = vec![
             Callback::BrowseAll,
             Callback::Tips(None),
-            Callback::Entity(123),
+            Callback::Entity("0123456789ab".into()),
             Callback::Announce {
                 id: i64::MAX,
                 confirm: true,
@@ -339,6 +343,10 @@ mod tests {
             "a:z",
             "a:b:t:m",
             "e:x",
+            "e:5",
+            "k:123",
+            "k:0123456789abc",
+            "k:0123456789ag",
             "t:../../etc",
             "n:ok:",
             "a:b:t:1:9",
