@@ -7,7 +7,7 @@ use crate::engine::{
     Answer, CompareOutcome, Context, Counted, Engine, EntityKind, EntityWins, Lang, Notice,
     PrizeFilter, RankBy, Reply,
 };
-use crate::knowledge::{Award, Group, Kind, Level, Report};
+use crate::knowledge::{Award, Group, Kind, Level, Levels, Report};
 use std::time::Instant;
 
 /// A run of text, bold or not.
@@ -178,7 +178,7 @@ fn examples(engine: &Engine, doc: &mut Doc, lang: Lang) {
 }
 
 /// A prize selection in words: "银行机构组团体一等奖", "保险机构组".
-fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
+fn filter_label(levels: &Levels, f: &PrizeFilter, lang: Lang) -> String {
     match lang {
         Lang::Zh => {
             let mut s = String::new();
@@ -189,7 +189,7 @@ fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
                 s.push_str(k.zh());
             }
             if let Some(l) = f.level {
-                s.push_str(l.zh());
+                s.push_str(levels.zh(l));
             }
             s
         }
@@ -202,17 +202,17 @@ fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
                 parts.push(k.en());
             }
             if let Some(l) = f.level {
-                parts.push(l.en());
+                parts.push(levels.en(l));
             }
             parts.join(", ")
         }
     }
 }
 
-fn prize_label(p: &crate::knowledge::Prize, lang: Lang) -> String {
+fn prize_label(levels: &Levels, p: &crate::knowledge::Prize, lang: Lang) -> String {
     match lang {
-        Lang::Zh => p.full_label_zh(),
-        Lang::En => p.full_label_en(),
+        Lang::Zh => p.full_label_zh(levels),
+        Lang::En => p.full_label_en(levels),
     }
 }
 
@@ -248,7 +248,11 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang, partial: boo
             doc.bold(head);
             for i in &w.awards {
                 let a = &r.awards[*i];
-                doc.line(format!("· {}:{}", prize_label(&a.prize(), lang), a.winner));
+                doc.line(format!(
+                    "· {}:{}",
+                    prize_label(&k.levels, &a.prize(), lang),
+                    a.winner
+                ));
             }
         }
         _ => {
@@ -259,13 +263,13 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang, partial: boo
                         "{label}{}({})获得 {}",
                         a.winner,
                         a.institution,
-                        a.prize().full_label_zh()
+                        a.prize().full_label_zh(&k.levels)
                     ),
                     Lang::En => format!(
                         "{label}{} ({}) won the {}",
                         a.winner,
                         a.institution,
-                        a.prize().full_label_en()
+                        a.prize().full_label_en(&k.levels)
                     ),
                 };
                 doc.line(line);
@@ -451,7 +455,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
-            let scope = filter_label(filter, lang);
+            let scope = filter_label(&k.levels, filter, lang);
             match rows.first() {
                 None => {
                     doc.line(zh_en(
@@ -469,7 +473,10 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         })
                         .map(|x| x.institution.as_str())
                         .collect();
-                    let best = top.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
+                    let best = top
+                        .best
+                        .map(|p| prize_label(&k.levels, &p, lang))
+                        .unwrap_or_default();
                     doc.bold(match (lang, by) {
                         (Lang::Zh, RankBy::Count) if tied.len() > 1 => format!(
                             "{scope}获奖最多的是{}:各 {} 个奖项。",
@@ -510,7 +517,10 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         "Awards per institution (most first):",
                     ));
                     for row in rows {
-                        let best = row.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
+                        let best = row
+                            .best
+                            .map(|p| prize_label(&k.levels, &p, lang))
+                            .unwrap_or_default();
                         doc.line(match (lang, by) {
                             (Lang::Zh, RankBy::Count) => {
                                 format!("· {}:{} 项", row.institution, row.awards)
@@ -538,7 +548,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
-            let scope = filter_label(filter, lang);
+            let scope = filter_label(&k.levels, filter, lang);
             doc.bold(match lang {
                 Lang::Zh if scope.is_empty() => format!("获奖单位共 {} 家:", names.len()),
                 Lang::Zh => format!("获得{scope}的单位共 {} 家:", names.len()),
@@ -581,7 +591,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                 w.awards
                     .iter()
                     .map(|i| r.awards[*i].prize())
-                    .min_by_key(|p| p.level)
+                    .min_by_key(|p| r.levels.rank(p.level))
             };
             match outcome {
                 CompareOutcome::Same => {
@@ -597,17 +607,19 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             ws.first().map_or(0, |w| w.awards.len())
                         ),
                         (Lang::Zh, RankBy::Level) => match prizes.first() {
-                            Some(p) if same_group => format!("一样:都是{}。", p.full_label_zh()),
-                            Some(p) => format!("一样:都是{}(组别不同)。", p.label_zh()),
+                            Some(p) if same_group => {
+                                format!("一样:都是{}。", p.full_label_zh(&k.levels))
+                            }
+                            Some(p) => format!("一样:都是{}(组别不同)。", p.label_zh(&k.levels)),
                             None => "一样。".into(),
                         },
                         (Lang::En, RankBy::Level) => match prizes.first() {
                             Some(p) if same_group => {
-                                format!("The same: both won the {}.", p.full_label_en())
+                                format!("The same: both won the {}.", p.full_label_en(&k.levels))
                             }
                             Some(p) => format!(
                                 "The same: both won the {} (in different groups).",
-                                p.label_en()
+                                p.label_en(&k.levels)
                             ),
                             None => "The same.".into(),
                         },
@@ -642,13 +654,14 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         RankBy::Level => {
                             let top = ahead
                                 .and_then(best)
-                                .map(|p| prize_label(&p, lang))
+                                .map(|p| prize_label(&k.levels, &p, lang))
                                 .unwrap_or_default();
                             let rest: Vec<String> = others
                                 .iter()
                                 .map(|w| {
-                                    let p =
-                                        best(w).map(|p| prize_label(&p, lang)).unwrap_or_default();
+                                    let p = best(w)
+                                        .map(|p| prize_label(&k.levels, &p, lang))
+                                        .unwrap_or_default();
                                     match lang {
                                         Lang::Zh => format!("{}是{p}", name(&w.entity)),
                                         Lang::En => format!("{}: {p}", name(&w.entity)),
@@ -701,7 +714,9 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     .into_iter()
                     .filter(|k| prizes.iter().any(|p| p.group == Some(g) && p.kind == *k))
                     .collect();
-                let levels: Vec<Level> = Level::ALL
+                let levels: Vec<Level> = r
+                    .levels
+                    .all()
                     .into_iter()
                     .filter(|l| prizes.iter().any(|p| p.group == Some(g) && p.level == *l))
                     .collect();
@@ -713,7 +728,11 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         "· {}:{}{}",
                         g.zh(),
                         kinds.iter().map(|k| k.zh()).collect::<Vec<_>>().join("和"),
-                        levels.iter().map(|l| l.zh()).collect::<Vec<_>>().join("、")
+                        levels
+                            .iter()
+                            .map(|l| r.levels.zh(*l))
+                            .collect::<Vec<_>>()
+                            .join("、")
                     ),
                     Lang::En => format!(
                         "· {}: {} {}",
@@ -723,12 +742,16 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             .map(|k| k.en())
                             .collect::<Vec<_>>()
                             .join(" and "),
-                        levels.iter().map(|l| l.en()).collect::<Vec<_>>().join(", ")
+                        levels
+                            .iter()
+                            .map(|l| r.levels.en(*l))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
             for p in prizes.iter().filter(|p| p.group.is_none()) {
-                doc.line(format!("· {}", prize_label(p, lang)));
+                doc.line(format!("· {}", prize_label(&k.levels, p, lang)));
             }
         }
         Reply::Reports => {
@@ -786,7 +809,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             }
             for s in sections {
                 doc.blank();
-                doc.bold(prize_label(&s.prize, lang));
+                doc.bold(prize_label(&k.levels, &s.prize, lang));
                 for i in &s.awards {
                     doc.line(winner_line(&r.awards[*i]));
                 }
@@ -842,13 +865,13 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             "{}({},{})",
                             a.winner,
                             a.institution,
-                            prize_label(&a.prize(), lang)
+                            prize_label(&k.levels, &a.prize(), lang)
                         ),
                         Lang::En => format!(
                             "{} ({}, {})",
                             a.winner,
                             a.institution,
-                            prize_label(&a.prize(), lang)
+                            prize_label(&k.levels, &a.prize(), lang)
                         ),
                     })
                     .collect();

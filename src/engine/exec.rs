@@ -39,18 +39,14 @@ impl Outcome {
     }
 }
 
-/// Order of prizes, best first (the 最佳人气奖 is not a rank: last).
-fn level_rank(l: Level) -> u8 {
-    match l {
-        Level::First => 0,
-        Level::Second => 1,
-        Level::Third => 2,
-        Level::Excellence => 3,
-        Level::MostPopular => 4,
-    }
-}
-
 impl Engine {
+    /// Order of prizes in a report, best first, from its levels (a declared
+    /// 特等奖 above 一等奖; a standalone award such as the 最佳人气奖 is not
+    /// a rank: last).
+    fn level_rank(&self, report: usize, l: Level) -> u8 {
+        self.knowledge.reports[report].levels.rank(l)
+    }
+
     pub(super) fn turn(&self, query: Query, intent: Intent, now: Instant) -> Turn {
         Turn {
             at: now,
@@ -227,7 +223,7 @@ impl Engine {
         w.awards
             .iter()
             .map(|i| r.awards[*i].prize())
-            .min_by_key(|p| level_rank(p.level))
+            .min_by_key(|p| self.level_rank(report, p.level))
     }
 
     /// What entities won: in the report asked about (or the newest that
@@ -415,7 +411,7 @@ impl Engine {
                     row.awards += 1;
                     if row
                         .best
-                        .is_none_or(|b| level_rank(prize.level) < level_rank(b.level))
+                        .is_none_or(|b| r.levels.rank(prize.level) < r.levels.rank(b.level))
                     {
                         row.best = Some(prize);
                     }
@@ -446,7 +442,10 @@ impl Engine {
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
         }
         let mut rows = self.rank_rows(q.report, q.filter);
-        let best = |r: &RankRow| r.best.map_or(9, |p| level_rank(p.level));
+        let best = |r: &RankRow| {
+            r.best
+                .map_or(u8::MAX, |p| self.level_rank(q.report, p.level))
+        };
         match by {
             RankBy::Count => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
             RankBy::Level => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
@@ -513,7 +512,7 @@ impl Engine {
                 RankBy::Level => w
                     .awards
                     .iter()
-                    .map(|i| -i64::from(level_rank(r.awards[*i].level)))
+                    .map(|i| -i64::from(r.levels.rank(r.awards[*i].level)))
                     .max(),
             }
         };

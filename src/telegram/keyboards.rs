@@ -209,8 +209,8 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
                     pair.iter()
                         .map(|l| {
                             let label = match lang {
-                                Lang::Zh => l.zh().to_string(),
-                                Lang::En => l.en().to_string(),
+                                Lang::Zh => report.levels.zh(*l),
+                                Lang::En => report.levels.en(*l),
                             };
                             button(
                                 label,
@@ -311,7 +311,7 @@ mod tests {
                     kind: Some(k),
                     level: None,
                 }));
-                for l in &Level::ALL[..4] {
+                for l in &Level::STANDARD[..4] {
                     all.push(Callback::Browse(PrizeFilter {
                         group: Some(g),
                         kind: Some(k),
