@@ -729,6 +729,16 @@ fn the_stored_source_of_a_page_is_its_article_text_and_the_page_is_kept() {
     assert!(err.contains("does not name 浙商银行 陈思远"), "{err}");
 }
 
+#[test]
+fn layout_new_prizes_under_group_sections() {
+    round_trip("2023-new-prizes.txt");
+}
+
+#[test]
+fn layout_html_table_with_a_grand_prize_and_a_best_creativity_award() {
+    round_trip("2023-grand-prize.html");
+}
+
 /// The 2022 report and the 2023 page with a 特等奖 and a 最佳创意奖, loaded.
 fn engine_with_new_prizes() -> (Engine, tempfile::TempDir) {
     let name = "2023-grand-prize.html";
@@ -787,6 +797,68 @@ fn new_prizes_are_declared_in_prizes_json_never_mapped_to_other_prizes() {
     // A page without new prizes writes no prizes.json.
     let plain = import_report(&text_2099(), SOURCE_2099).unwrap();
     assert_eq!(plain.prizes_json().unwrap(), None);
+}
+
+#[test]
+fn the_bot_answers_new_prizes_and_ranks_them_by_their_declared_rank() {
+    let (engine, _dir) = engine_with_new_prizes();
+    let ask = |q: &str| engine.ask(q).text;
+
+    let a = ask("特等奖是谁");
+    assert_eq!(
+        listed(&a),
+        BTreeSet::from([
+            "浙商银行 数智先锋队".to_string(),
+            "中国人寿浙江省分公司 国寿数智领航队".to_string(),
+            "宁波银行 欧阳文杰".to_string(),
+        ]),
+        "{a}"
+    );
+    assert!(a.contains("团体特等奖(银行机构组)"), "{a}");
+    for other in ["杭银数据队", "沈嘉怡", "温银数字化先锋队"] {
+        assert!(!a.contains(other), "{other} in\n{a}");
+    }
+    let a = ask("最佳创意奖给了谁");
+    assert_eq!(
+        listed(&a),
+        BTreeSet::from(["温州银行 温银数字化先锋队".to_string()]),
+        "{a}"
+    );
+    let a = ask("Who won the grand prize in the banking group?");
+    assert!(a.contains("Team Grand Prize (Banking group)"), "{a}");
+    assert!(
+        a.contains("数智先锋队") && !a.contains("国寿数智领航队"),
+        "{a}"
+    );
+
+    // The 2022 report has no 特等奖: it says so, and names nobody.
+    let a = ask("2022年特等奖是谁");
+    assert!(a.starts_with("报道中没有“特等奖”这个奖项。"), "{a}");
+    assert!(a.contains("最佳人气奖"), "{a}");
+    for name in ["数智先锋队", "工银浙里队", "李彬"] {
+        assert!(!a.contains(name), "{name} in\n{a}");
+    }
+
+    // Ranked by the declaration: 特等奖 above 一等奖; a standalone award last.
+    let a = ask("数智先锋队和杭银数据队谁的奖更好");
+    assert!(a.lines().next().unwrap_or("").contains("数智先锋队"), "{a}");
+    let a = ask("欧阳文杰和沈嘉怡谁的奖更好");
+    assert!(a.lines().next().unwrap_or("").contains("欧阳文杰"), "{a}");
+    let a = ask("温银数字化先锋队和甬数智汇队谁的奖更好");
+    assert!(
+        !a.starts_with("一样"),
+        "two standalone awards are not the same:\n{a}"
+    );
+
+    // "还有呢" after the 特等奖 list: the next rank, the 一等奖.
+    let mut ctx = reportbot::Context::default();
+    engine.converse(&mut ctx, "团体特等奖(银行机构组)是谁");
+    let a = engine.converse(&mut ctx, "还有呢").text;
+    assert!(a.contains("杭银数据队") && a.contains("团体一等奖"), "{a}");
+
+    // The prize list after "no such prize" shows the new prizes of the new report.
+    let a = ask("金奖是谁");
+    assert!(a.contains("特等奖") && a.contains("最佳创意奖"), "{a}");
 }
 
 #[test]

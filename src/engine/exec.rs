@@ -47,6 +47,26 @@ impl Engine {
         self.knowledge.reports[report].levels.rank(l)
     }
 
+    /// The best ranked level a report awarded (一等奖, or a 特等奖 above it).
+    pub(super) fn top_level(&self, report: usize) -> Level {
+        let r = &self.knowledge.reports[report];
+        r.levels
+            .ranked()
+            .iter()
+            .copied()
+            .find(|l| r.has_level(*l))
+            .unwrap_or(Level::First)
+    }
+
+    /// The ranked level after `level` that a report awarded ("还有呢" after
+    /// the 一等奖 list).
+    pub(super) fn next_level(&self, report: usize, level: Level) -> Option<Level> {
+        let r = &self.knowledge.reports[report];
+        let ranked = r.levels.ranked();
+        let at = ranked.iter().position(|l| *l == level)?;
+        ranked[at + 1..].iter().copied().find(|l| r.has_level(*l))
+    }
+
     pub(super) fn turn(&self, query: Query, intent: Intent, now: Instant) -> Turn {
         Turn {
             at: now,
@@ -61,6 +81,19 @@ impl Engine {
 
     /// Execute a query; the decision remembers it for follow-ups.
     pub(super) fn run(&self, q: Query, now: Instant) -> Decision {
+        // "特等奖是谁" about a report that has none: say so and list its
+        // prizes, never the winners of another prize.
+        if let Some(level) = q.filter.level
+            && q.about == About::Prizes
+            && !self.knowledge.reports[q.report].has_level(level)
+        {
+            let mut d = Decision::plain(Reply::Prizes { report: q.report }, Intent::Awards);
+            d.notices.push(Notice::NoSuchPrize {
+                typed: self.knowledge.levels.zh(level).to_string(),
+            });
+            d.verdict = (q.op == Op::Verify).then_some(false);
+            return d;
+        }
         let out = self.execute(&q);
         let mut notices = Vec::new();
         if let Some(asked) = q.asked_year {
@@ -436,7 +469,7 @@ impl Engine {
         // "谁的成绩最好", "哪个队成绩最好": the best prize's winners.
         if by == RankBy::Level && q.counted != Counted::Institutions {
             let filter = PrizeFilter {
-                level: Some(Level::First),
+                level: Some(self.top_level(q.report)),
                 ..q.filter
             };
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
@@ -524,7 +557,21 @@ impl Engine {
             let top: Vec<usize> = (0..ids.len())
                 .filter(|i| scores[*i] == Some(best))
                 .collect();
-            if top.len() == ids.len() {
+            // Two different standalone awards (最佳人气奖, 最佳创意奖) share a
+            // rank but are not the same.
+            let best_levels: Vec<Option<Level>> = wins
+                .iter()
+                .map(|w| {
+                    w.awards
+                        .iter()
+                        .map(|i| r.awards[*i].level)
+                        .min_by_key(|l| r.levels.rank(*l))
+                })
+                .collect();
+            let same_level = basis == RankBy::Count || best_levels.windows(2).all(|p| p[0] == p[1]);
+            if top.len() == ids.len() && !same_level {
+                CompareOutcome::Unranked
+            } else if top.len() == ids.len() {
                 CompareOutcome::Same
             } else if let [one] = top.as_slice() {
                 CompareOutcome::Ahead(ids[*one])
