@@ -40,6 +40,12 @@ pub enum Claimed {
     Place(String),
     /// A name (an official, a person of the report).
     Name(String),
+    /// Words the question claims that no vocabulary explains ("微信" in
+    /// "刘阿姨加的是骗子的微信吗").
+    Text(String),
+    /// The whole question, for claims in plain words that a stated value
+    /// may share ("被买成美元了吗" and "美元账户").
+    Words(String),
 }
 
 /// Measure words and units a claimed number may carry.

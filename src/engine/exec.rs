@@ -13,7 +13,7 @@ use super::index::{EntityId, EntityKind};
 use super::query::{About, Op, Query};
 use super::resolve::Decision;
 use super::understand::Parsed;
-use crate::knowledge::{Group, Level, Prize, ValueType};
+use crate::knowledge::{Group, Level, Prize, STANDALONE, ValueType};
 use std::time::Instant;
 
 /// What executing a query gave.
@@ -25,6 +25,7 @@ struct Outcome {
     shown: Vec<EntityId>,
     /// People (subjects) a fact names.
     people: Vec<usize>,
+    notices: Vec<Notice>,
 }
 
 impl Outcome {
@@ -35,6 +36,7 @@ impl Outcome {
             verdict: None,
             shown: Vec::new(),
             people: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }
@@ -94,8 +96,8 @@ impl Engine {
             d.verdict = (q.op == Op::Verify).then_some(false);
             return d;
         }
-        let out = self.execute(&q);
-        let mut notices = Vec::new();
+        let mut out = self.execute(&q);
+        let mut notices = std::mem::take(&mut out.notices);
         if let Some(asked) = q.asked_year {
             let is_claim = q
                 .claims
@@ -136,14 +138,8 @@ impl Engine {
                 Op::Count => self.count(q),
                 Op::Rank => self.rank(q),
                 Op::Institutions => self.institutions(q),
-                _ => {
-                    let intent = if q.filter.is_empty() {
-                        Intent::Awards
-                    } else {
-                        Intent::WhoWon
-                    };
-                    Outcome::new(self.winners(q.report, q.filter), intent)
-                }
+                Op::Compare if q.groups.len() >= 2 => self.compare_groups(q),
+                _ => self.prize_winners(q),
             },
             About::Subject(_) | About::Facts => self.fact(q),
             About::Case(c) => Outcome::new(
@@ -197,6 +193,71 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// The filters a query selects prizes by: one, or one per level asked.
+    fn filters_of(q: &Query) -> Vec<PrizeFilter> {
+        if q.levels.is_empty() {
+            vec![q.filter]
+        } else {
+            q.levels
+                .iter()
+                .map(|l| PrizeFilter {
+                    level: Some(*l),
+                    ..q.filter
+                })
+                .collect()
+        }
+    }
+
+    /// Winners of every filter, as one list.
+    fn winners_of(&self, report: usize, filters: &[PrizeFilter]) -> Reply {
+        let mut sections: Vec<PrizeWinners> = Vec::new();
+        for f in filters {
+            if let Reply::Winners { sections: more, .. } = self.winners(report, *f) {
+                for s in more {
+                    if !sections.iter().any(|x| x.prize == s.prize) {
+                        sections.push(s);
+                    }
+                }
+            }
+        }
+        let filter = match filters {
+            [one] => *one,
+            _ => PrizeFilter {
+                level: None,
+                ..filters.first().copied().unwrap_or_default()
+            },
+        };
+        Reply::Winners {
+            report,
+            filter,
+            sections,
+        }
+    }
+
+    /// "团体一等奖是谁"; a selection that no prize fits ("个人最佳人气奖")
+    /// says so and shows the prize of that level.
+    fn prize_winners(&self, q: &Query) -> Outcome {
+        let intent = if q.filter.is_empty() && q.levels.is_empty() {
+            Intent::Awards
+        } else {
+            Intent::WhoWon
+        };
+        let reply = self.winners_of(q.report, &Self::filters_of(q));
+        if let Reply::Winners { sections, .. } = &reply
+            && sections.is_empty()
+            && let Some(level) = q.filter.level
+        {
+            let relaxed = PrizeFilter {
+                level: Some(level),
+                ..PrizeFilter::default()
+            };
+            let mut out = Outcome::new(self.winners(q.report, relaxed), intent);
+            out.notices.push(Notice::NoSuchCell { filter: q.filter });
+            return out;
+        }
+        Outcome::new(reply, intent)
     }
 
     pub(super) fn winners(&self, report: usize, filter: PrizeFilter) -> Reply {
@@ -346,6 +407,20 @@ impl Engine {
         };
         let mut out = self.won(&lookup, ids);
         out.verdict = (!verdicts.is_empty()).then(|| verdicts.iter().all(|v| *v));
+        if out.verdict == Some(false)
+            && let [id] = ids
+        {
+            for c in &q.claims {
+                if let Claimed::Prize(f) = c
+                    && self.holds(*id, c, q.report) == Some(false)
+                {
+                    out.notices.push(Notice::NotWon {
+                        entity: *id,
+                        filter: *f,
+                    });
+                }
+            }
+        }
         out
     }
 
@@ -369,19 +444,22 @@ impl Engine {
     /// "银行组团体三等奖有几个队", "多少家单位获奖": a number, then the list.
     fn count(&self, q: &Query) -> Outcome {
         let r = &self.knowledge.reports[q.report];
-        let mut filter = q.filter;
-        match q.counted {
-            Counted::People => filter.kind = Some(crate::knowledge::Kind::Individual),
-            Counted::Teams => filter.kind = Some(crate::knowledge::Kind::Team),
-            _ => {}
+        let mut filters = Self::filters_of(q);
+        for f in &mut filters {
+            match q.counted {
+                Counted::People => f.kind = Some(crate::knowledge::Kind::Individual),
+                Counted::Teams => f.kind = Some(crate::knowledge::Kind::Team),
+                _ => {}
+            }
         }
+        let filter = filters[0];
         let rows: Vec<&crate::knowledge::Award> = r
             .awards
             .iter()
-            .filter(|a| filter.matches(&a.prize()))
+            .filter(|a| filters.iter().any(|f| f.matches(&a.prize())))
             .collect();
         let (n, list) = match q.counted {
-            Counted::Awards => (rows.len(), self.winners(q.report, filter)),
+            Counted::Awards => (rows.len(), self.winners_of(q.report, &filters)),
             Counted::Institutions => {
                 let out = self.institutions(&Query {
                     filter,
@@ -397,7 +475,7 @@ impl Engine {
                 let mut names: Vec<&str> = rows.iter().map(|a| a.winner.as_str()).collect();
                 names.sort_unstable();
                 names.dedup();
-                (names.len(), self.winners(q.report, filter))
+                (names.len(), self.winners_of(q.report, &filters))
             }
         };
         Outcome::new(
@@ -459,17 +537,26 @@ impl Engine {
         rows
     }
 
-    /// "哪家保险公司获奖最多", "哪家银行团体成绩最好".
+    /// "哪家保险公司获奖最多", "哪家银行团体成绩最好", "获奖最少的保险公司",
+    /// "获奖第二多的银行".
     fn rank(&self, q: &Query) -> Outcome {
         let by = if q.by_level {
             RankBy::Level
         } else {
             RankBy::Count
         };
-        // "谁的成绩最好", "哪个队成绩最好": the best prize's winners.
+        // "谁的成绩最好", "银行组成绩最好的团队": the best prize's winners.
         if by == RankBy::Level && q.counted != Counted::Institutions {
+            let r = &self.knowledge.reports[q.report];
+            let best = r
+                .awards
+                .iter()
+                .filter(|a| q.filter.matches(&a.prize()) && r.levels.rank(a.level) != STANDALONE)
+                .map(|a| a.level)
+                .min_by_key(|l| r.levels.rank(*l))
+                .unwrap_or_else(|| self.top_level(q.report));
             let filter = PrizeFilter {
-                level: Some(self.top_level(q.report)),
+                level: Some(best),
                 ..q.filter
             };
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
@@ -479,31 +566,97 @@ impl Engine {
             r.best
                 .map_or(u8::MAX, |p| self.level_rank(q.report, p.level))
         };
-        match by {
-            RankBy::Count => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
-            RankBy::Level => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
+        match (by, q.least) {
+            (RankBy::Count, false) => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
+            (RankBy::Count, true) => rows.sort_by_key(|r| (r.awards, std::cmp::Reverse(best(r)))),
+            (RankBy::Level, false) => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
+            (RankBy::Level, true) => rows.sort_by_key(|r| (std::cmp::Reverse(best(r)), r.awards)),
         }
-        let shown =
-            rows.first()
-                .and_then(|top| {
-                    self.index.entities.iter().position(|e| {
-                        e.kind == EntityKind::Institution && e.name == top.institution
-                    })
-                })
-                .into_iter()
-                .collect();
+        // The place asked for, counting tied institutions as one place.
+        let key = |r: &RankRow| match by {
+            RankBy::Count => r.awards,
+            RankBy::Level => best(r) as usize,
+        };
+        let mut places: Vec<usize> = Vec::new();
+        for r in &rows {
+            if places.last() != Some(&key(r)) {
+                places.push(key(r));
+            }
+        }
+        let position = usize::from(q.position.max(1)).min(places.len().max(1));
+        let wanted = places.get(position - 1).copied();
+        let institution = |name: &str| {
+            self.index
+                .entities
+                .iter()
+                .position(|e| e.kind == EntityKind::Institution && e.name == name)
+        };
+        let at: Vec<usize> = (0..rows.len())
+            .filter(|i| Some(key(&rows[*i])) == wanted)
+            .collect();
+        let at_place: Vec<EntityId> = at
+            .iter()
+            .filter_map(|i| institution(&rows[*i].institution))
+            .collect();
+        // What the one institution in that place won, within the filter.
+        let top = match at_place.as_slice() {
+            [one] => {
+                let mut w = self.wins_of(*one, q.report);
+                let r = &self.knowledge.reports[q.report];
+                let awards_filter = PrizeFilter {
+                    group: None,
+                    ..q.filter
+                };
+                w.awards
+                    .retain(|i| awards_filter.matches(&r.awards[*i].prize()));
+                Some(w)
+            }
+            _ => None,
+        };
         Outcome {
-            shown,
+            shown: at_place,
             ..Outcome::new(
                 Reply::Ranking {
                     report: q.report,
                     filter: q.filter,
                     by,
                     rows,
+                    position: position as u8,
+                    least: q.least,
+                    at,
+                    top,
                 },
                 Intent::Rank,
             )
         }
+    }
+
+    /// "银行组和保险组获奖名额谁多".
+    fn compare_groups(&self, q: &Query) -> Outcome {
+        let r = &self.knowledge.reports[q.report];
+        let rows = q
+            .groups
+            .iter()
+            .map(|g| {
+                let f = PrizeFilter {
+                    group: Some(*g),
+                    ..q.filter
+                };
+                let n = r
+                    .awards
+                    .iter()
+                    .filter(|a| a.group == Some(*g) && f.matches(&a.prize()))
+                    .count();
+                (*g, n)
+            })
+            .collect();
+        Outcome::new(
+            Reply::GroupCounts {
+                filter: q.filter,
+                rows,
+            },
+            Intent::Compare,
+        )
     }
 
     /// "哪几家银行得了一等奖", "获奖的保险公司有哪些".
@@ -530,7 +683,7 @@ impl Engine {
         let all_institutions = ids
             .iter()
             .all(|id| self.index.entities[*id].kind == EntityKind::Institution);
-        let basis = if all_institutions && !q.by_level {
+        let basis = if q.by_count || (all_institutions && !q.by_level) {
             RankBy::Count
         } else {
             RankBy::Level
@@ -660,6 +813,47 @@ impl Engine {
             Claimed::Name(_) => matches!(fact.value_type, ValueType::Person | ValueType::Org),
             _ => false,
         };
+        // Claims in plain words ("是被买成美元了吗", "加的是微信吗") against a
+        // fact stated in words: a stated value that shares two characters
+        // with the question (not counting the words that found the fact)
+        // bears the claim out; a claim that shares nothing does not.
+        let worded = matches!(
+            fact.value_type,
+            ValueType::Text | ValueType::List | ValueType::Org | ValueType::Person
+        ) && !q
+            .claims
+            .iter()
+            .any(|c| suits(c) && !matches!(c, Claimed::Name(_)));
+        if worded
+            && let Some(Claimed::Words(text)) =
+                q.claims.iter().find(|c| matches!(c, Claimed::Words(_)))
+        {
+            let trigger_words: Vec<String> = fact
+                .triggers
+                .iter()
+                .flatten()
+                .map(|w| super::normalize::normalize_word(w))
+                .collect();
+            let shared = fact.values.iter().any(|v| {
+                let chars: Vec<char> = super::normalize::normalize_word(v).chars().collect();
+                chars.windows(2).any(|pair| {
+                    let bigram: String = pair.iter().collect();
+                    pair.iter().all(|c| super::normalize::is_cjk(*c))
+                        && text.contains(&bigram)
+                        && !trigger_words.iter().any(|w| w.contains(&bigram))
+                })
+            });
+            if shared {
+                return Some(true);
+            }
+            if q.claims
+                .iter()
+                .any(|c| matches!(c, Claimed::Text(_) | Claimed::Name(_)))
+            {
+                return Some(false);
+            }
+            return None;
+        }
         let mut verdict: Option<bool> = None;
         for c in q.claims.iter().filter(|c| suits(c)) {
             let results: Vec<bool> = fact
@@ -677,11 +871,31 @@ impl Engine {
     }
 
     /// The best matching fact: (index, matched groups, score).
+    /// The best matching fact: (index, matched groups, score). A question
+    /// that names the fact's subject ("工行温州分行…宣传") counts that as one
+    /// more group when no trigger group already stands for the subject.
     pub(super) fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
+        let r = &self.knowledge.reports[report];
         self.facts[report]
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
+            .filter_map(|(i, t)| {
+                let s = t.score(p)?;
+                let bonus = r
+                    .subjects
+                    .iter()
+                    .position(|x| x.id == r.facts[i].subject)
+                    .map(|si| &self.subjects[report][si])
+                    .is_some_and(|subject| {
+                        subject.words.iter().any(|k| p.keyword(*k).is_some())
+                            && !t.groups.iter().any(|g| {
+                                g.iter().any(|k| {
+                                    subject.words.contains(k) || Some(*k) == subject.virtual_id
+                                })
+                            })
+                    });
+                Some((i, t.groups.len() + usize::from(bonus), s))
+            })
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
     }
 

@@ -83,10 +83,11 @@ pub enum Cue {
     Interrogative,
     RankLevel,
     RankCount,
+    RankLeast,
 }
 
 impl Cue {
-    pub const ALL: [Cue; 34] = [
+    pub const ALL: [Cue; 35] = [
         Cue::Award,
         Cue::ListAll,
         Cue::Identity,
@@ -121,6 +122,7 @@ impl Cue {
         Cue::Interrogative,
         Cue::RankLevel,
         Cue::RankCount,
+        Cue::RankLeast,
     ];
 }
 
@@ -142,6 +144,8 @@ pub enum Sense {
     Place,
     /// A noun that says what is counted.
     Unit(Counted),
+    /// A place in a ranking ("第二多" → 2).
+    Position(u8),
 }
 
 /// A matched word in the normalised question.
@@ -429,6 +433,7 @@ impl Index {
             (Cue::Interrogative, &c.interrogative),
             (Cue::RankLevel, &c.rank_level),
             (Cue::RankCount, &c.rank_count),
+            (Cue::RankLeast, &c.rank_least),
         ] {
             for w in words {
                 b.add(w, Sense::Cue(cue));
@@ -437,6 +442,11 @@ impl Index {
 
         for w in &lx.places {
             b.add(w, Sense::Place);
+        }
+        for (n, words) in &lx.rank_positions {
+            for w in words {
+                b.add(w, Sense::Position(*n));
+            }
         }
         let u = &lx.count_units;
         for (counted, words) in [

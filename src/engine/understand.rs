@@ -6,6 +6,7 @@ use super::claims::{self, DateValue, Quantity};
 use super::index::{Cue, EntityId, Hit, Index, Sense};
 use super::normalize::{is_cjk, normalize};
 use crate::knowledge::{Group, Kind, Level};
+use unicode_normalization::UnicodeNormalization;
 
 /// An entity the message names. Several ids mean several readings (平安).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +51,11 @@ pub struct Parsed {
     pub quantities: Vec<Quantity>,
     /// "金奖", "特等奖": a prize word the report does not have.
     pub unknown_prize: Option<String>,
+    /// The unknown name was written with capitals ("Zhang Wei"): for Latin
+    /// letters, only that reads as a name, not any leftover English word.
+    pub unknown_capitalized: bool,
+    /// A place in a ranking other than the top ("第二多").
+    pub position: Option<u8>,
 }
 
 impl Parsed {
@@ -151,25 +157,39 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
             let level_only = senses.iter().all(|s| matches!(s, Sense::Level(_)));
             let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
-            !hits.iter().any(|g| {
-                if !contains(g, h) {
-                    return false;
-                }
-                let outer = index.senses(g);
-                // A name or prize word inside a longer name, prize word or
-                // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
-                // inside a question word it still counts (银行 in 哪家银行).
-                let names_it = outer.iter().any(|s| {
-                    matches!(
-                        s,
-                        Sense::Entity { .. }
-                            | Sense::Group(_)
-                            | Sense::Level(_)
-                            | Sense::Kind(_)
-                            | Sense::Keyword(_)
-                    )
+            // A cue word partly overlapping a longer name or prize word is
+            // a misreading ("the best" in "the best popularity award").
+            let overlapped = cue_only(h)
+                && hits.iter().any(|g| {
+                    let (from, to) = (g.start.max(h.start), g.end.min(h.end));
+                    // ASCII words share the space between them: no overlap.
+                    from < to
+                        && !text[from..to].trim().is_empty()
+                        && !contains(g, h)
+                        && !contains(h, g)
+                        && (g.end - g.start) > (h.end - h.start)
+                        && !cue_only(g)
                 });
-                (weak && is_entity(g))
+            !overlapped
+                && !hits.iter().any(|g| {
+                    if !contains(g, h) {
+                        return false;
+                    }
+                    let outer = index.senses(g);
+                    // A name or prize word inside a longer name, prize word or
+                    // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
+                    // inside a question word it still counts (银行 in 哪家银行).
+                    let names_it = outer.iter().any(|s| {
+                        matches!(
+                            s,
+                            Sense::Entity { .. }
+                                | Sense::Group(_)
+                                | Sense::Level(_)
+                                | Sense::Kind(_)
+                                | Sense::Keyword(_)
+                        )
+                    });
+                    (weak && is_entity(g))
                     || (name_like && names_it)
                     // A prize word inside a longer one is part of it
                     // ("merit" in a declared "Merit Award").
@@ -180,7 +200,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         && outer
                             .iter()
                             .any(|s| matches!(s, Sense::Cue(_) | Sense::Unit(_))))
-            })
+                })
         })
         .collect();
 
@@ -210,12 +230,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         // stays part of an unknown name.
         let claims_only = senses
             .iter()
-            .all(|s| matches!(s, Sense::Place | Sense::Unit(_)));
+            .all(|s| matches!(s, Sense::Place | Sense::Unit(_) | Sense::Position(_)));
         if claims_only {
             for s in senses {
                 match *s {
                     Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                     Sense::Unit(u) => push_unique(&mut p.units, u),
+                    Sense::Position(n) => p.position = Some(n),
                     _ => {}
                 }
             }
@@ -262,6 +283,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                 // "奖" in "获奖" counts no awards.
                 Sense::Unit(u) if !inside_longer(h) => push_unique(&mut p.units, u),
+                Sense::Position(n) => p.position = Some(n),
                 Sense::Unit(_) | Sense::Entity { .. } => {}
             }
         }
@@ -346,7 +368,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                                 p.keywords.push((k, best.typed.chars().count()));
                             }
                         }
-                        Sense::Place | Sense::Unit(_) => {}
+                        Sense::Place | Sense::Unit(_) | Sense::Position(_) => {}
                     }
                 }
             }
@@ -415,6 +437,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         let ascii = cand.chars().filter(|c| c.is_ascii_alphabetic()).count();
         if (2..=12).contains(&cjk) || (cjk == 0 && ascii >= 3) {
             p.unknown_name = Some(cand.to_string());
+            p.unknown_capitalized = cjk == 0 && capitalized_in(input, cand);
         }
     }
     let trimmed = text.trim();
@@ -438,6 +461,20 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     }
     p.text = text;
     p
+}
+
+/// Whether each Latin word of `name` (found lower-cased) starts with a
+/// capital letter where it occurs in the message as typed.
+fn capitalized_in(input: &str, name: &str) -> bool {
+    let folded: String = input.nfkc().collect();
+    name.split(' ').filter(|w| !w.is_empty()).all(|w| {
+        folded.char_indices().any(|(i, c)| {
+            c.is_uppercase()
+                && folded
+                    .get(i..i + w.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(w))
+        })
+    })
 }
 
 /// A prize word the vocabulary does not know: one to four unexplained

@@ -24,6 +24,8 @@ pub struct Lexicon {
     pub places: Vec<String>,
     /// Nouns that say what a "how many" question counts.
     pub count_units: CountUnits,
+    /// Words for a place in a ranking other than the top ("第二多" → 2).
+    pub rank_positions: BTreeMap<u8, Vec<String>>,
     /// Common family names: a short unknown word starting with one reads as a person.
     pub surnames: Vec<String>,
     /// Endings that make an unknown word read as a team or institution name.
@@ -91,6 +93,8 @@ pub struct Cues {
     pub rank_level: Vec<String>,
     /// … by the number of awards ("最多", "谁获奖多").
     pub rank_count: Vec<String>,
+    /// A ranking from the bottom ("获奖最少").
+    pub rank_least: Vec<String>,
     /// Question words: a clause with one asks something of its own.
     pub interrogative: Vec<String>,
 }
