@@ -859,7 +859,7 @@ impl Engine {
             let results: Vec<bool> = fact
                 .values
                 .iter()
-                .filter_map(|v| claims::agrees(c, v, year))
+                .filter_map(|v| claims::agrees(c, v, year, &self.index.units))
                 .collect();
             if results.is_empty() {
                 continue;
@@ -1051,5 +1051,214 @@ impl Engine {
             tips,
             topics: self.topic_ids(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test (at least) per operator, on queries built directly: the
+    //! operators are checked apart from how questions are read.
+    use super::*;
+    use crate::knowledge::{Group, Kind};
+
+    fn engine() -> Engine {
+        Engine::builtin().expect("built-in data loads")
+    }
+
+    fn id(e: &Engine, name: &str) -> EntityId {
+        e.entities()
+            .iter()
+            .position(|x| x.name == name)
+            .unwrap_or_else(|| panic!("no entity {name}"))
+    }
+
+    fn entities(e: &Engine, op: Op, names: &[&str]) -> Query {
+        Query::new(
+            op,
+            About::Entities(names.iter().map(|n| id(e, n)).collect()),
+            0,
+        )
+    }
+
+    #[test]
+    fn lookup_lists_what_names_won_and_says_when_a_filter_narrows_it() {
+        let e = engine();
+        let out = e.execute(&entities(&e, Op::Lookup, &["建设银行浙江省分行"]));
+        let Reply::Won { wins, partial, .. } = out.reply else {
+            panic!("{:?}", out.reply)
+        };
+        assert_eq!((wins[0].awards.len(), partial), (4, false));
+        let q = entities(&e, Op::Lookup, &["建设银行浙江省分行"]).with_filter(PrizeFilter {
+            kind: Some(Kind::Team),
+            ..PrizeFilter::default()
+        });
+        let Reply::Won { wins, partial, .. } = e.execute(&q).reply else {
+            panic!()
+        };
+        assert_eq!((wins[0].awards.len(), partial), (2, true));
+    }
+
+    #[test]
+    fn verify_gives_the_verdict_and_what_was_not_won() {
+        let e = engine();
+        let mut q = entities(&e, Op::Verify, &["戚迎"]);
+        let insurance = PrizeFilter {
+            group: Some(Group::Insurance),
+            ..PrizeFilter::default()
+        };
+        q.claims = vec![Claimed::Prize(insurance)];
+        let out = e.execute(&q);
+        assert_eq!(out.verdict, Some(false));
+        assert!(matches!(out.notices[0], Notice::NotWon { .. }));
+        q.claims = vec![Claimed::Won];
+        assert_eq!(e.execute(&q).verdict, Some(true));
+    }
+
+    #[test]
+    fn verify_compares_claimed_values_with_a_fact() {
+        let e = engine();
+        let r = &e.knowledge().reports[0];
+        let subject = |id: &str| r.subjects.iter().position(|s| s.id == id).unwrap();
+        let fact_words = |fact: &str| -> Vec<(u32, usize)> {
+            let f = r.facts.iter().position(|f| f.id == fact).unwrap();
+            e.facts[0][f].groups.iter().map(|g| (g[0], 2)).collect()
+        };
+        let mut q = Query::new(Op::Verify, About::Subject(subject("contest")), 0);
+        q.words = fact_words("final_date");
+        q.claims = vec![Claimed::Date(claims::DateValue {
+            month: Some(11),
+            ..Default::default()
+        })];
+        assert_eq!(e.execute(&q).verdict, Some(true));
+        let mut q = Query::new(Op::Verify, About::Subject(subject("platform")), 0);
+        q.words = fact_words("platform_launch");
+        q.claims = vec![Claimed::Date(claims::DateValue {
+            year: Some(2020),
+            ..Default::default()
+        })];
+        assert_eq!(e.execute(&q).verdict, Some(false));
+    }
+
+    #[test]
+    fn count_counts_rows_institutions_people_and_teams() {
+        let e = engine();
+        let count = |filter: PrizeFilter, counted: Counted| {
+            let mut q = Query::new(Op::Count, About::Prizes, 0).with_filter(filter);
+            q.counted = counted;
+            match e.execute(&q).reply {
+                Reply::Count { n, .. } => n,
+                other => panic!("{other:?}"),
+            }
+        };
+        let all = PrizeFilter::default();
+        assert_eq!(count(all, Counted::Awards), 42);
+        assert_eq!(count(all, Counted::Institutions), 16);
+        assert_eq!(count(all, Counted::People), 20);
+        assert_eq!(count(all, Counted::Teams), 20);
+        let cell = PrizeFilter {
+            group: Some(Group::Bank),
+            kind: Some(Kind::Team),
+            level: Some(Level::Third),
+        };
+        assert_eq!(count(cell, Counted::Awards), 3);
+        let q = entities(&e, Op::Count, &["中国人寿浙江省分公司"]);
+        assert!(matches!(e.execute(&q).reply, Reply::Count { n: 6, .. }));
+    }
+
+    #[test]
+    fn compare_by_prize_and_by_number_of_awards() {
+        let e = engine();
+        let outcome = |q: Query| match e.execute(&q).reply {
+            Reply::Compare { outcome, .. } => outcome,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &["俞辉", "吴峰"])),
+            CompareOutcome::Same
+        );
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &["郭胜", "李彬"])),
+            CompareOutcome::Ahead(id(&e, "李彬"))
+        );
+        let banks = ["工商银行浙江省分行", "建设银行浙江省分行"];
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &banks)),
+            CompareOutcome::Ahead(id(&e, "建设银行浙江省分行"))
+        );
+        let mut by_level = entities(&e, Op::Compare, &banks);
+        by_level.by_level = true;
+        assert_eq!(
+            outcome(by_level),
+            CompareOutcome::Ahead(id(&e, "工商银行浙江省分行"))
+        );
+    }
+
+    #[test]
+    fn rank_respects_the_filter_the_place_and_the_end() {
+        let e = engine();
+        let top = |q: Query| match e.execute(&q).reply {
+            Reply::Ranking { rows, at, .. } => at
+                .iter()
+                .map(|i| (rows[*i].institution.clone(), rows[*i].awards))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let insurers = PrizeFilter {
+            group: Some(Group::Insurance),
+            ..PrizeFilter::default()
+        };
+        let mut q = Query::new(Op::Rank, About::Prizes, 0).with_filter(insurers);
+        q.counted = Counted::Institutions;
+        assert_eq!(
+            top(q.clone()),
+            vec![("中国人寿浙江省分公司".to_string(), 6)]
+        );
+        q.position = 2;
+        assert_eq!(
+            top(q.clone()),
+            vec![("中华联合财险浙江分公司".to_string(), 4)]
+        );
+        q.position = 1;
+        q.least = true;
+        assert_eq!(top(q).len(), 4, "four insurers won 2 awards each");
+    }
+
+    #[test]
+    fn institutions_are_distinct_and_filtered() {
+        let e = engine();
+        let q = Query::new(Op::Institutions, About::Prizes, 0).with_filter(PrizeFilter {
+            group: Some(Group::Bank),
+            level: Some(Level::First),
+            ..PrizeFilter::default()
+        });
+        let Reply::Institutions { names, .. } = e.execute(&q).reply else {
+            panic!()
+        };
+        assert_eq!(names, vec!["工商银行浙江省分行".to_string()]);
+    }
+
+    #[test]
+    fn tips_for_prevention_name_every_scam_and_after_the_fact_the_steps() {
+        let e = engine();
+        let topics_of = |reply: Reply| -> Vec<String> {
+            let Reply::Tips { tips, .. } = reply else {
+                panic!()
+            };
+            tips.iter()
+                .map(|(r, t)| e.knowledge().reports[*r].antifraud.tips[*t].topic.clone())
+                .collect()
+        };
+        let prevention = topics_of(e.tips(None, false));
+        for scam in [
+            "courier",
+            "verification_code",
+            "screen_sharing",
+            "frozen_account",
+        ] {
+            assert!(prevention.iter().any(|t| t == scam), "{prevention:?}");
+        }
+        assert!(!prevention.iter().any(|t| t == "after_scam"));
+        let after = topics_of(e.tips(None, true));
+        assert!(!after.is_empty() && after.iter().all(|t| t == "after_scam"));
     }
 }

@@ -293,7 +293,7 @@ impl Engine {
             if people.is_empty() {
                 return Decision::plain(
                     Reply::NotFound {
-                        name: format!("姓{family}的获奖者"),
+                        name: format!("{}{family}", self.knowledge.lexicon.family_marker),
                     },
                     Intent::NotFound,
                 );
@@ -374,10 +374,7 @@ impl Engine {
                 && p.unknown_name.is_none());
         if prize_question && institutions.is_empty() && (award_cue || !antifraud) {
             // "个人一等奖获得者被推荐申报什么": about the prize, not who won it.
-            let asks_who = p.cue(Cue::Award)
-                && ["谁", "哪", "名单", " who", " which", " list"]
-                    .iter()
-                    .any(|w| p.text.contains(w));
+            let asks_who = p.cue(Cue::AsksWho);
             // "有多少个团队参赛": a figure the report states, not a count of
             // the award list (that one asks about prizes: "多少个团队获奖").
             let stated_figure = op == Op::Count && !p.cue(Cue::Award);
@@ -599,8 +596,12 @@ impl Engine {
 
     /// The family name in "姓郭的…" / "姓郭", if it is one.
     fn family_name(&self, p: &Parsed) -> Option<char> {
-        let at = p.text.find('姓')?;
-        let c = p.text[at + '姓'.len_utf8()..].chars().next()?;
+        let marker = self.knowledge.lexicon.family_marker.as_str();
+        if marker.is_empty() {
+            return None;
+        }
+        let at = p.text.find(marker)?;
+        let c = p.text[at + marker.len()..].chars().next()?;
         let known = self
             .knowledge
             .lexicon
@@ -629,9 +630,7 @@ impl Engine {
         let org = lx.name_endings.iter().any(|e| {
             name.strip_suffix(e.as_str()).is_some_and(|stem| {
                 stem.chars().count() >= 2
-                    && !["个", "支", "家", "位", "名"]
-                        .iter()
-                        .any(|m| stem.ends_with(m))
+                    && !lx.measure_words.iter().any(|m| stem.ends_with(m.as_str()))
             })
         });
         person || org
@@ -1223,5 +1222,56 @@ fn op_of_lookup(p: &Parsed) -> Op {
         Op::Verify => Op::Verify,
         Op::Count => Op::Count,
         _ => Op::Lookup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! How questions become queries (what is executed is tested in exec).
+    use super::*;
+    use crate::engine::{Context, Engine};
+
+    /// The query each message of a conversation becomes.
+    fn queries(messages: &[&str]) -> Vec<Query> {
+        let e = Engine::builtin().expect("built-in data loads");
+        let mut ctx = Context::default();
+        let now = Instant::now();
+        messages
+            .iter()
+            .map(|m| {
+                e.answer(&mut ctx, m, None, now);
+                ctx.last.as_ref().expect("a turn").query.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operators_come_from_the_form_of_the_question() {
+        let q = queries(&[
+            "戚迎是保险组的吗",
+            "一共多少个团队获奖",
+            "哪家保险公司获奖最多",
+            "俞辉和吴峰谁的奖更好",
+            "哪几家银行得了一等奖",
+        ]);
+        assert_eq!(q[0].op, Op::Verify);
+        assert!(matches!(q[0].claims[0], Claimed::Prize(_)));
+        assert_eq!((q[1].op, q[1].counted), (Op::Count, Counted::Teams));
+        assert_eq!(q[2].op, Op::Rank);
+        assert_eq!(q[2].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[3].op, Op::Compare);
+        assert_eq!(q[3].entities().len(), 2);
+        assert_eq!(q[4].op, Op::Institutions);
+    }
+
+    #[test]
+    fn a_follow_up_changes_one_part_of_the_last_query() {
+        let q = queries(&["银行组个人优胜奖有几个人", "保险组呢"]);
+        assert_eq!(q[1].op, Op::Count, "still a count");
+        assert_eq!(q[1].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[1].filter.level, q[0].filter.level);
+        let q = queries(&["李彬是一等奖吗", "那郭胜呢"]);
+        assert_eq!(q[1].op, Op::Verify, "still a yes/no question");
+        assert_ne!(q[1].entities(), q[0].entities());
     }
 }

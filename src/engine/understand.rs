@@ -264,7 +264,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Group(g) => push_unique(&mut p.groups, g),
                 Sense::Kind(k) => push_unique(&mut p.kinds, k),
                 Sense::Cue(c) => {
-                    if c == Cue::Interrogative || !cue_shadowed(h) {
+                    if matches!(c, Cue::Interrogative | Cue::AsksWho) || !cue_shadowed(h) {
                         p.set_cue(c);
                     }
                 }
@@ -451,13 +451,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     if index.verify_lead.iter().any(|w| w == first) {
         p.set_cue(Cue::Verify);
     }
-    p.unknown_prize = unknown_prize(&text, &covered);
+    p.unknown_prize = index
+        .prize_suffix
+        .and_then(|suffix| unknown_prize(&text, &covered, suffix));
     p.years = claims::years(&text);
-    if text.bytes().any(|b| b.is_ascii_digit())
-        || text.contains(['十', '两', '四', '五', '六', '七', '八', '九'])
-    {
+    if claims::may_hold_number(&text) {
         p.dates = claims::dates(&text).into_iter().map(|d| d.0).collect();
-        p.quantities = claims::quantities(&text);
+        p.quantities = claims::quantities(&text, &index.units);
     }
     p.text = text;
     p
@@ -478,9 +478,9 @@ fn capitalized_in(input: &str, name: &str) -> bool {
 }
 
 /// A prize word the vocabulary does not know: one to four unexplained
-/// characters right before 奖 ("金奖", "特等奖", "最佳创意奖").
-fn unknown_prize(text: &str, covered: &[bool]) -> Option<String> {
-    for (at, _) in text.match_indices('奖') {
+/// characters right before the prize suffix (奖: "金奖", "特等奖", "最佳创意奖").
+fn unknown_prize(text: &str, covered: &[bool], suffix: char) -> Option<String> {
+    for (at, _) in text.match_indices(suffix) {
         let mut start = at;
         for (i, c) in text[..at].char_indices().rev() {
             if !is_cjk(c) || covered[i] {
@@ -490,7 +490,7 @@ fn unknown_prize(text: &str, covered: &[bool]) -> Option<String> {
         }
         let n = text[start..at].chars().count();
         if (1..=4).contains(&n) {
-            return Some(text[start..at + '奖'.len_utf8()].to_string());
+            return Some(text[start..at + suffix.len_utf8()].to_string());
         }
     }
     None

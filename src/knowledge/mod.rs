@@ -26,7 +26,7 @@ mod load;
 mod model;
 
 pub use levels::{DeclError, Levels, PrizeDecl, PrizeId, STANDALONE};
-pub use lexicon::Lexicon;
+pub use lexicon::{Lexicon, UnitClass};
 pub use load::{DataError, read_prizes};
 pub use model::*;
 
