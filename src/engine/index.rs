@@ -264,6 +264,17 @@ impl Builder {
             self.senses[idx].push(sense);
         }
     }
+
+    /// A declared prize's word: it means that prize, whatever level the
+    /// lexicon gives the same word.
+    fn add_prize_name(&mut self, word: &str, level: Level) {
+        self.add(word, Sense::Level(level));
+        if let Some(p) = pattern_for(word)
+            && let Some(&idx) = self.by_text.get(&p)
+        {
+            self.senses[idx].retain(|s| !matches!(s, Sense::Level(l) if *l != level));
+        }
+    }
 }
 
 impl Index {
@@ -368,6 +379,18 @@ impl Index {
                     spoken_names.push((w.clone(), false));
                 }
                 b.add(w, Sense::Level(*level));
+            }
+        }
+        // Prizes the reports declare (特等奖, 最佳创意奖): their names, English
+        // labels and aliases. A report's own name for a prize wins over a
+        // lexicon synonym spelled the same (a declared 优秀奖 is not the
+        // 优胜奖 the lexicon reads it as).
+        for d in k.levels.declared() {
+            for w in d.words() {
+                if w.chars().filter(|c| is_cjk(*c)).count() >= 4 {
+                    spoken_names.push((w.to_string(), false));
+                }
+                b.add_prize_name(w, d.level());
             }
         }
         for (group, words) in &lx.groups {

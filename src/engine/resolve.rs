@@ -1084,12 +1084,11 @@ impl Engine {
         };
         match &prev.query.about {
             About::Prizes if prev.query.op == Op::Lookup => {
-                let all = [Level::First, Level::Second, Level::Third, Level::Excellence];
-                let level = prev.query.filter.level.and_then(|l| {
-                    all.iter()
-                        .position(|x| *x == l)
-                        .and_then(|i| all.get(i + 1).copied())
-                });
+                let level = prev
+                    .query
+                    .filter
+                    .level
+                    .and_then(|l| self.next_level(prev.query.report, l));
                 match level {
                     Some(level) => {
                         let q = Query::new(Op::Lookup, About::Prizes, prev.query.report)

@@ -185,6 +185,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 .iter()
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
             let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
+            let level_only = senses.iter().all(|s| matches!(s, Sense::Level(_)));
             let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
             // A cue word partly overlapping a longer name or prize word is
             // a misreading ("the best" in "the best popularity award").
@@ -220,6 +221,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     });
                     (weak && is_entity(g))
                     || (name_like && names_it)
+                    // A prize word inside a longer one is part of it
+                    // ("merit" in a declared "Merit Award").
+                    || (level_only && outer.iter().any(|s| matches!(s, Sense::Level(_))))
                     || unit_only
                     // "个人" in "几个人" or "这个人" is no individual prize.
                     || (kind_only

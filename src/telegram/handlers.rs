@@ -304,6 +304,11 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
             notice = Some(stale_notice(lang));
             "stale_button"
         }
+        // A prize the data no longer has.
+        Some(Callback::Browse(filter)) if !keyboards::offered(&engine, &filter) => {
+            notice = Some(stale_notice(lang));
+            "stale_button"
+        }
         Some(Callback::Browse(filter)) => {
             let (html, kb) = if filter.level.is_some() {
                 let answer = engine.answer_filter(filter, lang);
