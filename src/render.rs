@@ -483,6 +483,12 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     let place_zh = match (*position, *least) {
                         (1, false) => String::new(),
                         (1, true) => String::new(),
+                        // Places are small: read as words ("第二多").
+                        (n @ 2..=10, _) => {
+                            const ZH: [&str; 9] =
+                                ["二", "三", "四", "五", "六", "七", "八", "九", "十"];
+                            format!("第{}", ZH[usize::from(n) - 2])
+                        }
                         (n, _) => format!("第{n}"),
                     };
                     let each = if names.len() > 1 { "各 " } else { "" };

@@ -559,6 +559,34 @@ impl Engine {
                 level: Some(best),
                 ..q.filter
             };
+            // One winner in that place: name them first ("成绩最好的团队").
+            let mut rows = r.awards.iter().filter(|a| filter.matches(&a.prize()));
+            if let (Some(one), None) = (rows.next(), rows.next()) {
+                let id = self
+                    .index
+                    .entities
+                    .iter()
+                    .position(|e| e.kind != EntityKind::Institution && e.name == one.winner);
+                if let Some(id) = id {
+                    let mut wins = self.wins_of(id, q.report);
+                    let all = wins.awards.len();
+                    wins.awards
+                        .retain(|i| filter.matches(&r.awards[*i].prize()));
+                    let partial = wins.awards.len() < all;
+                    return Outcome {
+                        shown: vec![id],
+                        ..Outcome::new(
+                            Reply::Won {
+                                wins: vec![wins],
+                                corrected: None,
+                                nothing: Vec::new(),
+                                partial,
+                            },
+                            Intent::WhoWon,
+                        )
+                    };
+                }
+            }
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
         }
         let mut rows = self.rank_rows(q.report, q.filter);
@@ -1212,6 +1240,25 @@ mod tests {
         q.position = 1;
         q.least = true;
         assert_eq!(top(q).len(), 4, "four insurers won 2 awards each");
+    }
+
+    #[test]
+    fn the_best_team_is_named_when_one_team_holds_the_top_prize() {
+        let e = engine();
+        let mut q = Query::new(Op::Rank, About::Prizes, 0).with_filter(PrizeFilter {
+            group: Some(Group::Bank),
+            kind: Some(Kind::Team),
+            ..PrizeFilter::default()
+        });
+        q.by_level = true;
+        q.counted = Counted::Teams;
+        let Reply::Won { wins, .. } = e.execute(&q).reply else {
+            panic!("one team: its win")
+        };
+        assert_eq!(wins[0].entity, id(&e, "工银浙里队"));
+        // Across both groups, four prizes share the top level: all are listed.
+        q.filter = PrizeFilter::default();
+        assert!(matches!(e.execute(&q).reply, Reply::Winners { .. }));
     }
 
     #[test]

@@ -222,8 +222,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     (weak && is_entity(g))
                     || (name_like && names_it)
                     // A prize word inside a longer one is part of it
-                    // ("merit" in a declared "Merit Award").
-                    || (level_only && outer.iter().any(|s| matches!(s, Sense::Level(_))))
+                    // ("merit" in a declared "Merit Award"), and so is a
+                    // level inside a rank position ("第二" in "第二多").
+                    || (level_only && outer.iter().any(|s| matches!(s, Sense::Level(_) | Sense::Position(_))))
                     || unit_only
                     // "个人" in "几个人" or "这个人" is no individual prize.
                     || (kind_only
