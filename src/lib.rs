@@ -19,6 +19,7 @@
 //!   up in one place.
 
 pub mod broadcast;
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod engine;
