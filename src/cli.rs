@@ -46,6 +46,20 @@ pub enum Command {
     },
     /// Print subscriber counts.
     Subscribers,
+    /// Draw the large-print picture of anti-fraud tips (PNG, 1080 px wide).
+    TipsCard {
+        /// Topic: its id, its name or a word for it (验证码, courier). Omit it for the overview.
+        topic: Option<String>,
+        /// Where to write the PNG (default: tips-TOPIC.png, tips-TOPIC-en.png); `-` writes to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Language of the picture: zh or en.
+        #[arg(long, default_value = "zh", value_parser = parse_lang)]
+        lang: crate::engine::Lang,
+        /// List every card instead: whether it can be drawn, and its cache key.
+        #[arg(long, conflicts_with_all = ["topic", "out"])]
+        list: bool,
+    },
     /// Turn a published report (text, Markdown, CSV/TSV or a saved HTML page) into checked data files.
     Import {
         /// The report as published: a text file, a saved news page (.html), or a table (.csv, .tsv).
@@ -211,6 +225,79 @@ pub fn announce(
     println!(
         "queued announcement {} for {} subscribers; the running bot delivers it",
         created.id.0, progress.total
+    );
+    Ok(())
+}
+
+fn parse_lang(s: &str) -> Result<crate::engine::Lang, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "zh" | "cn" | "zh-cn" | "zh-hans" => Ok(crate::engine::Lang::Zh),
+        "en" => Ok(crate::engine::Lang::En),
+        _ => Err(format!("{s:?}: expected zh or en")),
+    }
+}
+
+/// `reportbot tips-card`: draw one card, or list them all.
+pub fn tips_card(
+    k: &crate::knowledge::Knowledge,
+    topic: Option<&str>,
+    out: Option<&std::path::Path>,
+    lang: crate::engine::Lang,
+    list: bool,
+) -> anyhow::Result<()> {
+    use crate::card;
+    use crate::engine::Lang;
+    let code = |l: Lang| if l == Lang::En { "en" } else { "zh" };
+    if list {
+        let catalog = card::Catalog::check(k);
+        println!("font: {}", card::font::FONT_NAME);
+        for e in catalog.entries() {
+            let status = match (&e.problem, &e.key) {
+                (None, Some(key)) => format!("ok  {key}"),
+                (Some(p), _) => format!("text only: {p}"),
+                (None, None) => "text only".to_string(),
+            };
+            println!(
+                "{:<20} {}  {status}",
+                e.topic.as_deref().unwrap_or("(overview)"),
+                code(e.lang)
+            );
+        }
+        return Ok(());
+    }
+    let id =
+        match topic {
+            None => None,
+            Some(word) => Some(card::find_topic(k, word).map(|t| t.id.clone()).ok_or_else(
+                || {
+                    anyhow::anyhow!(
+                        "no anti-fraud topic {word:?}; topics: {}",
+                        card::topic_ids(k).join(", ")
+                    )
+                },
+            )?),
+        };
+    let c = card::render_topic(k, id.as_deref(), lang)
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was written"))?;
+    let default = match lang {
+        Lang::Zh => format!("tips-{}.png", id.as_deref().unwrap_or("all")),
+        Lang::En => format!("tips-{}-en.png", id.as_deref().unwrap_or("all")),
+    };
+    let path = out.map_or_else(|| PathBuf::from(default), std::path::Path::to_path_buf);
+    if path.as_os_str() == "-" {
+        std::io::stdout().write_all(&c.png)?;
+        return Ok(());
+    }
+    std::fs::write(&path, &c.png)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
+    println!(
+        "{}: {}×{} px, {} bytes ({})\ncache key: {}",
+        path.display(),
+        c.width,
+        c.height,
+        c.png.len(),
+        c.caption,
+        c.key
     );
     Ok(())
 }

@@ -91,6 +91,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::TipsCard {
+            topic,
+            out,
+            lang,
+            list,
+        }) => {
+            let knowledge = match &data_dir {
+                Some(dir) => Knowledge::load_dir(dir)?,
+                None => Knowledge::builtin()?,
+            };
+            cli::tips_card(&knowledge, topic.as_deref(), out.as_deref(), lang, list)
+        }
         Some(Command::Subscribers) => {
             let store = SqliteStore::open(settings.database_path())?;
             cli::subscribers(&store)
