@@ -369,6 +369,25 @@ pub fn render_topic(k: &Knowledge, topic: Option<&str>, lang: Lang) -> Result<Ca
     })
 }
 
+/// What a card says, line by line as drawn: one list of lines per block
+/// (the kicker, the title, each tip, each source). For tests, logs and a
+/// text alternative; no font coverage check.
+pub fn text_blocks(
+    k: &Knowledge,
+    topic: Option<&str>,
+    lang: Lang,
+) -> Result<Vec<Vec<String>>, CardError> {
+    let f = font::font().map_err(CardError::Font)?;
+    let c = content(k, topic, lang)?;
+    let numbers: Vec<String> = (1..=c.tips.len()).map(|n| n.to_string()).collect();
+    let drawing = layout(f, &c, &numbers);
+    Ok(drawing
+        .blocks
+        .iter()
+        .map(|b| b.iter().map(|l| l.to_string()).collect())
+        .collect())
+}
+
 /// One card the data offers: its key, and why it cannot be drawn, if so.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -512,6 +531,8 @@ struct Layout<'f, 'a> {
     font: &'f FontRef<'f>,
     ops: Vec<Op<'a>>,
     y: f32,
+    /// The lines of each block of text, as drawn.
+    blocks: Vec<Vec<&'a str>>,
 }
 
 impl<'a> Layout<'_, 'a> {
@@ -520,7 +541,9 @@ impl<'a> Layout<'_, 'a> {
         let f = self.font;
         let scale = font::scale_for_em(f, px);
         let max = WIDTH as f32 - MARGIN - x;
+        let mut block = Vec::new();
         for l in wrap::wrap(text, max, |ch| font::advance(f, scale, ch)) {
+            block.push(l.text);
             // The em box centred in the line box.
             let baseline = self.y + (lh - px) / 2.0 + EM_ASCENT * px;
             self.ops.push(Op::Text {
@@ -532,6 +555,7 @@ impl<'a> Layout<'_, 'a> {
             });
             self.y += lh;
         }
+        self.blocks.push(block);
     }
 
     /// A full-width background from `top` to the current position, drawn
@@ -548,6 +572,7 @@ fn layout<'a>(f: &FontRef<'_>, c: &'a Content, numbers: &'a [String]) -> Drawing
         font: f,
         ops: Vec::new(),
         y: 0.0,
+        blocks: Vec::new(),
     };
 
     // The title on a dark band.
@@ -608,6 +633,7 @@ fn layout<'a>(f: &FontRef<'_>, c: &'a Content, numbers: &'a [String]) -> Drawing
         ops: l.ops,
         height: l.y.ceil() as u32,
         colors: col,
+        blocks: l.blocks,
     }
 }
 
@@ -616,6 +642,7 @@ struct Drawing<'a> {
     ops: Vec<Op<'a>>,
     height: u32,
     colors: Colors,
+    blocks: Vec<Vec<&'a str>>,
 }
 
 /// Rows drawn at a time: a 1080 × 96 strip (100 KB) instead of the whole
