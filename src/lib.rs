@@ -25,6 +25,7 @@ pub mod config;
 pub mod engine;
 pub mod import;
 pub mod knowledge;
+pub mod markup;
 pub mod publish;
 pub mod render;
 pub mod store;
