@@ -38,11 +38,14 @@ pub enum Command {
     Chat,
     /// Queue an announcement for every subscriber; the running bot delivers it.
     Announce {
-        /// The text (plain text; it is sent escaped).
+        /// The text (plain text; it is sent escaped). With --html: Telegram HTML, or a file holding it.
         text: Option<String>,
         /// Read the text from this file instead.
         #[arg(long, conflicts_with = "text")]
         file: Option<PathBuf>,
+        /// The text is Telegram HTML (<b>, <i>, <a href>, …), checked before it is queued.
+        #[arg(long)]
+        html: bool,
     },
     /// Print subscriber counts.
     Subscribers,
@@ -195,20 +198,70 @@ pub fn publish(
     Ok(())
 }
 
-/// `reportbot announce`: queue it in the database the bot reads.
+/// `reportbot announce --html FILE_OR_TEXT`: an existing file is read; a
+/// word that looks like a file name but names none is an error, not an
+/// announcement reading "news.html".
+fn html_source(arg: &str) -> anyhow::Result<(String, Option<PathBuf>)> {
+    let path = std::path::Path::new(arg);
+    if !arg.contains('<') && !arg.contains('\n') && path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{arg}: cannot read: {e}"))?;
+        return Ok((text, Some(path.to_path_buf())));
+    }
+    let looks_like_file = !arg.contains(char::is_whitespace)
+        && !arg.contains(['<', '&'])
+        && [".html", ".htm", ".txt"]
+            .iter()
+            .any(|ext| arg.to_ascii_lowercase().ends_with(ext));
+    if looks_like_file {
+        anyhow::bail!("{arg}: no such file; nothing was queued");
+    }
+    Ok((arg.to_string(), None))
+}
+
+/// `reportbot announce`: queue it in the database the bot reads. Plain text
+/// is escaped; with `html`, the text is Telegram HTML, queued as written
+/// once [`crate::markup::check`] accepts it (the delivery worker sends every
+/// announcement with `parse_mode = HTML`).
 pub fn announce(
     store: &dyn crate::store::Store,
     text: Option<&str>,
     file: Option<&std::path::Path>,
+    html: bool,
 ) -> anyhow::Result<()> {
-    let text = match (text, file) {
-        (Some(t), None) => t.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", f.display()))?,
+    let (text, source) = match (text, file) {
+        (Some(t), None) if html => html_source(t)?,
+        (Some(t), None) => (t.to_string(), None),
+        (None, Some(f)) => (
+            std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", f.display()))?,
+            Some(f.to_path_buf()),
+        ),
         _ => {
-            anyhow::bail!("usage: reportbot announce \"text\"  or  reportbot announce --file FILE")
+            anyhow::bail!(
+                "usage: reportbot announce \"text\"  or  reportbot announce --file FILE  (add --html for Telegram HTML)"
+            )
         }
     };
+    if html {
+        let checked = crate::markup::check(&text).map_err(|e| {
+            let place = source
+                .as_ref()
+                .map_or_else(|| "the HTML".to_string(), |p| p.display().to_string());
+            anyhow::anyhow!("{place}: {e}; nothing was queued")
+        })?;
+        let created = store.queue_now(&crate::store::NewAnnouncement {
+            text_html: checked.html,
+            created_by: crate::store::Origin::Cli,
+            dedupe_key: None,
+        })?;
+        let progress = store.progress(created.id)?;
+        println!(
+            "queued announcement {} (HTML checked: {} tag(s), {} characters of text) for {} subscribers; the running bot delivers it",
+            created.id.0, checked.tags, checked.text_units, progress.total
+        );
+        return Ok(());
+    }
     let html = crate::telegram::announcement_html(&text).map_err(|why| {
         if why == "empty" {
             anyhow::anyhow!("the announcement is empty")

@@ -51,9 +51,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Some(Command::Chat) => cli::chat(&load()?),
-        Some(Command::Announce { text, file }) => {
+        Some(Command::Announce { text, file, html }) => {
             let store = SqliteStore::open(settings.database_path())?;
-            cli::announce(&store, text.as_deref(), file.as_deref())
+            cli::announce(&store, text.as_deref(), file.as_deref(), html)
         }
         Some(Command::Import {
             report,
