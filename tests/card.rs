@@ -98,9 +98,11 @@ fn every_card_is_a_1080_px_png_under_300_kb() {
                 "{name}: band {band:?}"
             );
             assert!(luminance(footer) > 0.8, "{name}: footer {footer:?}");
-            let darkest = (0..pic.width)
-                .flat_map(|x| (0..pic.height).map(move |y| (x, y)))
-                .filter(|&(x, y)| pic.at(4, y) == [255, 255, 255] && x > 4)
+            // The darkest colour on the white page (every other pixel).
+            let darkest = (0..pic.height)
+                .step_by(2)
+                .filter(|&y| pic.at(4, y) == [255, 255, 255])
+                .flat_map(|y| (5..pic.width).step_by(2).map(move |x| (x, y)))
                 .map(|(x, y)| pic.at(x, y))
                 .min_by(|a, b| luminance(*a).total_cmp(&luminance(*b)))
                 .expect("pixels");
