@@ -373,6 +373,44 @@ struct JsonAnswer<'a> {
     intent: &'a str,
 }
 
+/// An input line that could not be read as a question.
+#[derive(serde::Serialize)]
+struct JsonError<'a> {
+    line: usize,
+    error: &'a str,
+}
+
+/// One line of `ask --jsonl` input.
+enum Line {
+    Question(String),
+    Bad { line: usize, error: String },
+}
+
+/// U+2028 and U+2029 are valid in JSON strings but end lines in JavaScript
+/// and in some JSONL readers: write them as `\u2028` / `\u2029`. (In
+/// serialised JSON they can only occur inside strings.)
+fn escape_line_separators(buf: &mut Vec<u8>, from: usize) {
+    const LS: &[u8] = "\u{2028}".as_bytes();
+    const PS: &[u8] = "\u{2029}".as_bytes();
+    if !buf[from..].windows(3).any(|w| w == LS || w == PS) {
+        return;
+    }
+    let tail = buf.split_off(from);
+    let mut i = 0;
+    while i < tail.len() {
+        if tail[i..].starts_with(LS) {
+            buf.extend_from_slice(b"\\u2028");
+            i += 3;
+        } else if tail[i..].starts_with(PS) {
+            buf.extend_from_slice(b"\\u2029");
+            i += 3;
+        } else {
+            buf.push(tail[i]);
+            i += 1;
+        }
+    }
+}
+
 /// Questions answered per batch of `ask --jsonl` (split across threads).
 const BATCH: usize = 4096;
 
@@ -389,41 +427,65 @@ pub fn ask(engine: &Engine, question: Option<&str>, jsonl: bool) -> anyhow::Resu
             .min(8);
         let mut reader = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
         let mut number = 0usize;
-        let mut batch: Vec<String> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
         loop {
             batch.clear();
             let mut eof = false;
             while batch.len() < BATCH {
-                let mut line = String::new();
+                let mut bytes = Vec::new();
                 let n = reader
-                    .read_line(&mut line)
+                    .read_until(b'\n', &mut bytes)
                     .map_err(|e| anyhow::anyhow!("stdin line {}: {e}", number + 1))?;
                 if n == 0 {
                     eof = true;
                     break;
                 }
                 number += 1;
-                let trimmed = line.trim_end_matches(['\n', '\r']).len();
-                line.truncate(trimmed);
-                batch.push(line);
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                // One bad line gets an error of its own; the others are answered.
+                batch.push(match String::from_utf8(bytes) {
+                    Ok(q) => Line::Question(q),
+                    Err(e) => Line::Bad {
+                        line: number,
+                        error: format!(
+                            "line {number} is not valid UTF-8 (byte {})",
+                            e.utf8_error().valid_up_to()
+                        ),
+                    },
+                });
             }
             // Answer in parallel, write in input order.
             let chunk = batch.len().div_ceil(threads).max(1);
             let rendered: Vec<Vec<u8>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = batch
                     .chunks(chunk)
-                    .map(|qs| {
+                    .map(|lines| {
                         scope.spawn(move || {
-                            let mut buf = Vec::with_capacity(qs.len() * 256);
-                            for q in qs {
-                                let a = engine.ask(q);
-                                let row = JsonAnswer {
-                                    question: q,
-                                    answer: &a.text,
-                                    intent: a.intent,
-                                };
+                            let mut buf = Vec::with_capacity(lines.len() * 256);
+                            for l in lines {
+                                let start = buf.len();
                                 // Serialising plain strings cannot fail.
-                                if serde_json::to_writer(&mut buf, &row).is_ok() {
+                                let written = match l {
+                                    Line::Question(q) => {
+                                        let a = engine.ask(q);
+                                        serde_json::to_writer(
+                                            &mut buf,
+                                            &JsonAnswer {
+                                                question: q,
+                                                answer: &a.text,
+                                                intent: a.intent,
+                                            },
+                                        )
+                                    }
+                                    Line::Bad { line, error } => serde_json::to_writer(
+                                        &mut buf,
+                                        &JsonError { line: *line, error },
+                                    ),
+                                };
+                                if written.is_ok() {
+                                    escape_line_separators(&mut buf, start);
                                     buf.push(b'\n');
                                 }
                             }

@@ -5,6 +5,7 @@
 //! `REPORTBOT_ADMINS`, `REPORTBOT_LOG_FORMAT`). Every error names the setting.
 
 use crate::broadcast::BroadcastSettings;
+use crate::store::Database;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -136,7 +137,8 @@ impl Default for ConversationSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
-    pub database: Option<PathBuf>,
+    /// A SQLite file, or `postgres://USER@HOST:PORT/DB` (see [`Database`]).
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,7 +210,7 @@ impl Settings {
             s.data.dir = Some(PathBuf::from(dir));
         }
         if let Some(db) = env("REPORTBOT_DB") {
-            s.storage.database = Some(PathBuf::from(db));
+            s.storage.database = Some(db);
         }
         if let Some(list) = env("REPORTBOT_ADMINS") {
             s.telegram.admins = parse_admins(&list)?;
@@ -273,9 +275,16 @@ impl Settings {
         if self.conversation.max_contexts == 0 {
             return Err(invalid("conversation.max_contexts", "must be at least 1"));
         }
+        self.database()?;
         self.broadcast
             .validate()
             .map_err(|e| invalid("broadcast", e.to_string()))?;
+        if self.broadcast.lease_secs <= t.send_timeout_secs {
+            return Err(invalid(
+                "broadcast.lease_secs",
+                "must be more than telegram.send_timeout_secs (a send must end within its lease)",
+            ));
+        }
         if url.contains("api.telegram.org")
             && self.broadcast.rate_per_sec > crate::broadcast::TELEGRAM_RATE_PER_SEC
         {
@@ -304,11 +313,11 @@ impl Settings {
         Ok(&self.telegram.token)
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.storage
-            .database
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("reportbot.db"))
+    /// The database: `storage.database` / `REPORTBOT_DB`, by default the
+    /// SQLite file `reportbot.db`.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let value = self.storage.database.as_deref().unwrap_or("reportbot.db");
+        Database::parse(value).map_err(|e| invalid("storage.database / REPORTBOT_DB", e))
     }
 }
 
@@ -379,6 +388,24 @@ mod tests {
         );
         s.telegram.api_url = "http://127.0.0.1:8081".into();
         assert!(s.validate().is_ok(), "a local Bot API server may take more");
+        let pg = |k: &str| (k == "REPORTBOT_DB").then(|| "postgres://bot@10.0.0.5:5433/rb".into());
+        assert!(
+            Settings::load_with(None, &pg)
+                .unwrap()
+                .database()
+                .unwrap()
+                .is_postgres()
+        );
+        let typo = |k: &str| (k == "REPORTBOT_DB").then(|| "postgres://bot@h:port/rb".into());
+        let err = Settings::load_with(None, &typo).unwrap_err().to_string();
+        assert!(err.contains("REPORTBOT_DB"), "{err}");
+        assert_eq!(
+            Settings::load_with(None, &no_env)
+                .unwrap()
+                .database()
+                .unwrap(),
+            Database::Sqlite("reportbot.db".into())
+        );
         let bad = |k: &str| (k == "REPORTBOT_ADMINS").then(|| "12,abc".to_string());
         assert!(
             Settings::load_with(None, &bad)

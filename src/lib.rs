@@ -13,7 +13,8 @@
 //! - [`render`]: a reply → Telegram HTML or plain text.
 //! - transports: [`cli`] (`reportbot ask`, `reportbot chat`, `announce`) and
 //!   [`telegram`] (long polling, keyboards, inline mode, flood protection).
-//! - [`store`]: subscribers, announcements and the delivery outbox (SQLite).
+//! - [`store`]: subscribers, announcements and the delivery outbox (SQLite,
+//!   or PostgreSQL for several instances).
 //! - [`broadcast`]: the paced, crash-safe delivery worker.
 //! - [`config`] and [`telemetry`]: settings in one typed struct, logging set
 //!   up in one place.

@@ -5,7 +5,7 @@ use reportbot::cli::{self, Cli, Command};
 use reportbot::config::Settings;
 use reportbot::engine::{ContextLimits, Engine};
 use reportbot::knowledge::Knowledge;
-use reportbot::store::{SqliteStore, Store};
+use reportbot::store;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Chat) => cli::chat(&load()?),
         Some(Command::Announce { text, file, html }) => {
-            let store = SqliteStore::open(settings.database_path())?;
-            cli::announce(&store, text.as_deref(), file.as_deref(), html)
+            let store = store::open(&settings.database()?)?;
+            cli::announce(store.as_ref(), text.as_deref(), file.as_deref(), html)
         }
         Some(Command::Import {
             report,
@@ -86,8 +86,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_problems,
             })?;
             if let (true, Some(id)) = (publish, written) {
-                let store = SqliteStore::open(settings.database_path())?;
-                cli::publish(&store, &out, &id)?;
+                let store = store::open(&settings.database()?)?;
+                cli::publish(store.as_ref(), &out, &id)?;
             }
             Ok(())
         }
@@ -104,15 +104,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli::tips_card(&knowledge, topic.as_deref(), out.as_deref(), lang, list)
         }
         Some(Command::Subscribers) => {
-            let store = SqliteStore::open(settings.database_path())?;
-            cli::subscribers(&store)
+            let store = store::open(&settings.database()?)?;
+            cli::subscribers(store.as_ref())
         }
         Some(Command::Run) | None => {
             reportbot::telemetry::init(settings.log.format);
             // Check everything before touching the network: token, data, database.
             let bot = reportbot::telegram::make_bot(&settings)?;
             let engine = Arc::new(load()?);
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(settings.database_path())?);
+            let database = settings.database()?;
+            let store = store::open(&database)?;
+            tracing::info!(%database, "database opened");
             let app = Arc::new(reportbot::telegram::App::new(engine, store, settings));
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -286,8 +286,8 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
         for n in &part.notices {
             notice(engine, &mut one, n, part.lang);
         }
-        let mut body = Doc::default();
-        reply(engine, &mut body, &part.reply, part.lang);
+        reply(engine, &mut one, &part.reply, part.lang);
+        // The verdict comes first, on the first line.
         if let Some(yes) = part.verdict {
             let word = match (part.lang, yes) {
                 (Lang::Zh, true) => "是的。",
@@ -295,25 +295,15 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 (Lang::En, true) => "Yes. ",
                 (Lang::En, false) => "No. ",
             };
-            match body.lines.first_mut() {
-                Some(first) => first.insert(
-                    0,
-                    Span {
-                        text: word.to_string(),
-                        bold: true,
-                    },
-                ),
-                None => {
-                    body.bold(word.trim_end());
-                }
+            let span = Span {
+                text: word.to_string(),
+                bold: true,
+            };
+            match one.lines.first_mut() {
+                Some(first) => first.insert(0, span),
+                None => one.lines.push(vec![span]),
             }
-            // The verdict comes first, then any notice.
-            let notices = std::mem::take(&mut one.lines);
-            let mut first = body.lines.remove(0);
-            one.lines.push(std::mem::take(&mut first));
-            one.lines.extend(notices);
         }
-        one.lines.extend(body.lines);
         doc.lines.extend(one.lines);
     }
     doc
@@ -341,6 +331,21 @@ fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
             doc.line(match lang {
                 Lang::Zh => format!("报道中没有“{typed}”这个奖项。"),
                 Lang::En => format!("The report has no prize called \"{typed}\"."),
+            });
+        }
+        Notice::NoSuchCell { filter } => {
+            let label = filter_label(filter, lang);
+            doc.line(match lang {
+                Lang::Zh => format!("报道中没有“{label}”。以下是该奖项的实际获奖名单:"),
+                Lang::En => format!("The report has no \"{label}\". Here is who won that prize:"),
+            });
+        }
+        Notice::NotWon { entity, filter } => {
+            let name = &engine.entity(*entity).name;
+            let label = filter_label(filter, lang);
+            doc.line(match lang {
+                Lang::Zh => format!("{name}没有获得{label}。"),
+                Lang::En => format!("{name} did not win the {label}."),
             });
         }
     }
@@ -446,13 +451,18 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             filter,
             by,
             rows,
+            position,
+            least,
+            at,
+            top,
         } => {
             let r = &k.reports[*report];
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
             let scope = filter_label(filter, lang);
-            match rows.first() {
+            let at: Vec<&crate::engine::RankRow> = at.iter().filter_map(|i| rows.get(*i)).collect();
+            match at.first() {
                 None => {
                     doc.line(zh_en(
                         lang,
@@ -460,56 +470,85 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         "No institution won such a prize.",
                     ));
                 }
-                Some(top) => {
-                    let tied: Vec<&str> = rows
-                        .iter()
-                        .filter(|x| match by {
-                            RankBy::Count => x.awards == top.awards,
-                            RankBy::Level => x.best.map(|p| p.level) == top.best.map(|p| p.level),
-                        })
-                        .map(|x| x.institution.as_str())
-                        .collect();
-                    let best = top.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
-                    doc.bold(match (lang, by) {
-                        (Lang::Zh, RankBy::Count) if tied.len() > 1 => format!(
-                            "{scope}获奖最多的是{}:各 {} 个奖项。",
-                            tied.join("、"),
-                            top.awards
+                Some(first) => {
+                    let names: Vec<&str> = at.iter().map(|x| x.institution.as_str()).collect();
+                    let best = first
+                        .best
+                        .map(|p| prize_label(&p, lang))
+                        .unwrap_or_default();
+                    let place_zh = match (*position, *least) {
+                        (1, false) => String::new(),
+                        (1, true) => String::new(),
+                        (n, _) => format!("第{n}"),
+                    };
+                    let each = if names.len() > 1 { "各 " } else { "" };
+                    doc.bold(match (lang, by, least) {
+                        (Lang::Zh, RankBy::Count, false) if place_zh.is_empty() => format!(
+                            "{scope}获奖最多的是{}:{each}{} 个奖项。",
+                            names.join("、"),
+                            first.awards
                         ),
-                        (Lang::Zh, RankBy::Count) => format!(
-                            "{scope}获奖最多的是{}:{} 个奖项。",
-                            top.institution, top.awards
+                        (Lang::Zh, RankBy::Count, false) => format!(
+                            "{scope}获奖{place_zh}多的是{}:{each}{} 个奖项。",
+                            names.join("、"),
+                            first.awards
                         ),
-                        (Lang::Zh, RankBy::Level) => {
-                            format!("{scope}成绩最好的是{}:{best}。", tied.join("、"))
+                        (Lang::Zh, RankBy::Count, true) => format!(
+                            "{scope}获奖最少的是{}:{each}{} 个奖项。",
+                            names.join("、"),
+                            first.awards
+                        ),
+                        (Lang::Zh, RankBy::Level, false) => {
+                            format!("{scope}成绩最好的是{}:{best}。", names.join("、"))
                         }
-                        (Lang::En, RankBy::Count) => format!(
-                            "Most awards{}: {} ({} each).",
+                        (Lang::Zh, RankBy::Level, true) => {
+                            format!("{scope}成绩最靠后的是{}:{best}。", names.join("、"))
+                        }
+                        (Lang::En, RankBy::Count, least) => format!(
+                            "{}{}: {} ({} award(s){}).",
+                            match (*position, least) {
+                                (_, true) => "Fewest awards".to_string(),
+                                (1, false) => "Most awards".to_string(),
+                                (n, false) => format!("Number {n} by awards"),
+                            },
                             if scope.is_empty() {
                                 String::new()
                             } else {
                                 format!(" ({scope})")
                             },
-                            tied.join(", "),
-                            top.awards
+                            names.join(", "),
+                            first.awards,
+                            if names.len() > 1 { " each" } else { "" }
                         ),
-                        (Lang::En, RankBy::Level) => format!(
+                        (Lang::En, RankBy::Level, _) => format!(
                             "Best result{}: {} ({best}).",
                             if scope.is_empty() {
                                 String::new()
                             } else {
                                 format!(" ({scope})")
                             },
-                            tied.join(", ")
+                            names.join(", ")
                         ),
                     });
+                    if let Some(w) = top
+                        && !w.awards.is_empty()
+                    {
+                        for i in &w.awards {
+                            let a = &r.awards[*i];
+                            doc.line(format!("· {}:{}", prize_label(&a.prize(), lang), a.winner));
+                        }
+                    }
                     doc.blank();
                     doc.line(zh_en(
                         lang,
                         "各单位获奖数(多的在前):",
                         "Awards per institution (most first):",
                     ));
-                    for row in rows {
+                    let mut ordered: Vec<&crate::engine::RankRow> = rows.iter().collect();
+                    if *least {
+                        ordered.reverse();
+                    }
+                    for row in ordered {
                         let best = row.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
                         doc.line(match (lang, by) {
                             (Lang::Zh, RankBy::Count) => {
@@ -528,6 +567,27 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     }
                 }
             }
+        }
+        Reply::GroupCounts { filter, rows } => {
+            let scope = filter_label(filter, lang);
+            let same = rows.windows(2).all(|w| w[0].1 == w[1].1);
+            let list: Vec<String> = rows
+                .iter()
+                .map(|(g, n)| match lang {
+                    Lang::Zh => format!("{}{scope} {n} 个", g.zh()),
+                    Lang::En => format!("{} {n}", g.en()),
+                })
+                .collect();
+            let most = rows.iter().max_by_key(|(_, n)| *n);
+            doc.bold(match (lang, same, most) {
+                (Lang::Zh, true, _) => format!("一样:{}。", list.join(",")),
+                (Lang::En, true, _) => format!("The same: {}.", list.join(", ")),
+                (Lang::Zh, false, Some((g, _))) => format!("{}更多:{}。", g.zh(), list.join(",")),
+                (Lang::En, false, Some((g, _))) => {
+                    format!("The {} has more: {}.", g.en(), list.join(", "))
+                }
+                (_, false, None) => String::new(),
+            });
         }
         Reply::Institutions {
             report,

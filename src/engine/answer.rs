@@ -97,13 +97,25 @@ pub enum Reply {
     /// The user wants announcements (the transport makes it durable).
     Subscribe,
     Unsubscribe,
-    /// Institutions by number of awards (or by their best prize), best
-    /// first; `filter` narrows which institutions take part.
+    /// Institutions by number of awards (or by their best prize), in the
+    /// order asked (`least`: fewest first); `filter` narrows which
+    /// institutions take part. `position` is the place asked about (1 = the
+    /// top), `at` the rows in that place (ties share it), `top` what the one
+    /// institution in that place won.
     Ranking {
         report: usize,
         filter: PrizeFilter,
         by: RankBy,
         rows: Vec<RankRow>,
+        position: u8,
+        least: bool,
+        at: Vec<usize>,
+        top: Option<EntityWins>,
+    },
+    /// The two groups side by side by number of awards.
+    GroupCounts {
+        filter: PrizeFilter,
+        rows: Vec<(Group, usize)>,
     },
     /// The institutions that won a prize selection ("哪几家银行得了一等奖").
     Institutions {
@@ -228,6 +240,14 @@ pub enum Notice {
     YearNotCovered { asked: u16, covered: Vec<u16> },
     /// The question names a prize the report does not have.
     NoSuchPrize { typed: String },
+    /// A prize selection no row matches ("个人最佳人气奖"); the answer shows
+    /// the nearest one that exists.
+    NoSuchCell { filter: PrizeFilter },
+    /// "兴业银行得了最佳人气奖吗" — no: the entity did not win that.
+    NotWon {
+        entity: EntityId,
+        filter: PrizeFilter,
+    },
 }
 
 /// What kind of question it was (for logs, tests and `ask --jsonl`).

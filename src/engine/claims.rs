@@ -4,9 +4,14 @@
 //! Numbers and dates are read from the normalised text (Arabic digits, and
 //! small Chinese numerals before a measure word); places come from the
 //! lexicon; award-list claims (a prize, an institution) from the parse.
+//!
+//! The grammar of numbers and dates (零…九, 十, 两; 年 月 日 号; 万 亿 千; 余 多)
+//! is written here; the units that follow a number are vocabulary and come
+//! from the lexicon's `quantity_units`.
 
 use super::answer::PrizeFilter;
 use super::index::EntityId;
+use crate::knowledge::{Lexicon, UnitClass};
 
 /// A date, as precise as it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,10 +25,36 @@ pub struct DateValue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantity {
     pub value: f64,
-    /// The measure word or unit after the number (人, 个, 岁, 元, 次 …).
-    pub unit: String,
+    /// What the unit after the number measures (none: a bare number).
+    pub class: Option<UnitClass>,
     /// "100余个", "1万多": at least this much.
     pub at_least: bool,
+}
+
+/// Units that may follow a number, longest first (from the lexicon).
+#[derive(Debug, Clone, Default)]
+pub struct Units {
+    words: Vec<(String, UnitClass)>,
+}
+
+impl Units {
+    pub fn from_lexicon(lx: &Lexicon) -> Self {
+        let mut words: Vec<(String, UnitClass)> = lx
+            .quantity_units
+            .iter()
+            .flat_map(|(class, ws)| ws.iter().map(|w| (w.clone(), *class)))
+            .collect();
+        words.sort_by_key(|(w, _)| std::cmp::Reverse(w.len()));
+        Units { words }
+    }
+
+    /// The unit at the start of `s`, with its length in bytes.
+    fn at(&self, s: &str) -> Option<(usize, UnitClass)> {
+        self.words
+            .iter()
+            .find(|(w, _)| s.starts_with(w.as_str()))
+            .map(|(w, c)| (w.len(), *c))
+    }
 }
 
 /// What a yes/no question claims.
@@ -40,35 +71,13 @@ pub enum Claimed {
     Place(String),
     /// A name (an official, a person of the report).
     Name(String),
+    /// Words the question claims that no vocabulary explains ("微信" in
+    /// "刘阿姨加的是骗子的微信吗").
+    Text(String),
+    /// The whole question, for claims in plain words that a stated value
+    /// may share ("被买成美元了吗" and "美元账户").
+    Words(String),
 }
-
-/// Measure words and units a claimed number may carry.
-const UNITS: &[&str] = &[
-    "万亿元",
-    "亿元",
-    "万元",
-    "亿次",
-    "万次",
-    "个部门",
-    "个团队",
-    "个场景",
-    "元",
-    "人",
-    "个",
-    "位",
-    "名",
-    "岁",
-    "次",
-    "家",
-    "项",
-    "支",
-    "轮",
-    "所",
-    "笔",
-    "部门",
-    "团队",
-    "组",
-];
 
 fn chinese_digit(c: char) -> Option<u32> {
     "零一二三四五六七八九"
@@ -172,8 +181,16 @@ pub fn dates(text: &str) -> Vec<(DateValue, usize, usize)> {
     out
 }
 
+/// Whether `text` may hold a number at all (a cheap test before parsing).
+pub fn may_hold_number(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_digit())
+        || text
+            .chars()
+            .any(|c| chinese_digit(c).is_some() || c == '十')
+}
+
 /// Every number with a unit written in `text`, dates left out.
-pub fn quantities(text: &str) -> Vec<Quantity> {
+pub fn quantities(text: &str, units: &Units) -> Vec<Quantity> {
     let skip = dates(text);
     let mut out = Vec::new();
     let mut i = 0;
@@ -203,17 +220,13 @@ pub fn quantities(text: &str) -> Vec<Quantity> {
                 j += more.len();
             }
         }
-        let unit = UNITS
-            .iter()
-            .find(|u| text[j..].starts_with(**u))
-            .map(|u| u.to_string());
+        let unit = units.at(&text[j..]);
         // A Chinese numeral only counts with a measure word (一等奖 is no number).
         if arabic || unit.is_some() {
-            let unit = unit.unwrap_or_default();
-            j += unit.len();
+            j += unit.map_or(0, |(len, _)| len);
             out.push(Quantity {
                 value,
-                unit,
+                class: unit.map(|(_, c)| c),
                 at_least,
             });
         }
@@ -253,7 +266,7 @@ pub fn years(text: &str) -> Vec<u16> {
 
 /// Does a stated value agree with a claimed one? `None`: they cannot be
 /// compared (different kinds of value).
-pub fn agrees(claim: &Claimed, value: &str, default_year: u16) -> Option<bool> {
+pub fn agrees(claim: &Claimed, value: &str, default_year: u16, units: &Units) -> Option<bool> {
     match claim {
         Claimed::Date(c) => {
             let (v, _, _) = *dates(value).first()?;
@@ -273,8 +286,10 @@ pub fn agrees(claim: &Claimed, value: &str, default_year: u16) -> Option<bool> {
             )
         }
         Claimed::Number(c) => {
-            let v = quantities(value).into_iter().next()?;
-            if !c.unit.is_empty() && !v.unit.is_empty() && !units_compatible(&c.unit, &v.unit) {
+            let v = quantities(value, units).into_iter().next()?;
+            if let (Some(a), Some(b)) = (c.class, v.class)
+                && !compatible(a, b)
+            {
                 return None;
             }
             if v.at_least {
@@ -288,22 +303,11 @@ pub fn agrees(claim: &Claimed, value: &str, default_year: u16) -> Option<bool> {
     }
 }
 
-/// 人, 位 and 名 count people; 个 counts people or things.
-fn units_compatible(a: &str, b: &str) -> bool {
-    let class = |u: &str| {
-        let last = u.chars().last();
-        match last {
-            Some('人' | '位' | '名') => "people",
-            Some('元') => "money",
-            Some('次') => "times",
-            Some('岁') => "age",
-            _ => "things",
-        }
-    };
-    let (ca, cb) = (class(a), class(b));
-    // 个 counts people and things, never money, times or years of age.
-    let countable = |c: &str| c == "things" || c == "people";
-    ca == cb || (countable(ca) && countable(cb))
+/// 个 counts people or things; money, times and years of age only
+/// themselves.
+fn compatible(a: UnitClass, b: UnitClass) -> bool {
+    let countable = |c| matches!(c, UnitClass::People | UnitClass::Things);
+    a == b || (countable(a) && countable(b))
 }
 
 #[cfg(test)]
@@ -331,21 +335,33 @@ mod tests {
         assert!(dates("一等奖 12万元").is_empty());
     }
 
+    fn units() -> Units {
+        let k = crate::knowledge::Knowledge::builtin().expect("built-in data loads");
+        Units::from_lexicon(&k.lexicon)
+    }
+
+    fn quantities(text: &str) -> Vec<Quantity> {
+        super::quantities(text, &units())
+    }
+
+    fn agrees(claim: &Claimed, value: &str, year: u16) -> Option<bool> {
+        super::agrees(claim, value, year, &units())
+    }
+
     #[test]
     fn reads_quantities() {
+        use UnitClass::*;
         let q = quantities("抓了5个嫌疑人 挽回12万元 63岁 2.7亿次 100余个");
-        let got: Vec<(f64, &str, bool)> = q
-            .iter()
-            .map(|q| (q.value, q.unit.as_str(), q.at_least))
-            .collect();
+        let got: Vec<(f64, Option<UnitClass>, bool)> =
+            q.iter().map(|q| (q.value, q.class, q.at_least)).collect();
         assert_eq!(
             got,
             vec![
-                (5.0, "个", false),
-                (120000.0, "元", false),
-                (63.0, "岁", false),
-                (270000000.0, "次", false),
-                (100.0, "个", true)
+                (5.0, Some(Things), false),
+                (120000.0, Some(Money), false),
+                (63.0, Some(Age), false),
+                (270000000.0, Some(Times), false),
+                (100.0, Some(Things), true)
             ]
         );
         assert!(quantities("一等奖 十一月二十二日").is_empty());

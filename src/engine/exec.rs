@@ -25,6 +25,7 @@ struct Outcome {
     shown: Vec<EntityId>,
     /// People (subjects) a fact names.
     people: Vec<usize>,
+    notices: Vec<Notice>,
 }
 
 impl Outcome {
@@ -35,6 +36,7 @@ impl Outcome {
             verdict: None,
             shown: Vec::new(),
             people: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }
@@ -65,8 +67,8 @@ impl Engine {
 
     /// Execute a query; the decision remembers it for follow-ups.
     pub(super) fn run(&self, q: Query, now: Instant) -> Decision {
-        let out = self.execute(&q);
-        let mut notices = Vec::new();
+        let mut out = self.execute(&q);
+        let mut notices = std::mem::take(&mut out.notices);
         if let Some(asked) = q.asked_year {
             let is_claim = q
                 .claims
@@ -107,14 +109,8 @@ impl Engine {
                 Op::Count => self.count(q),
                 Op::Rank => self.rank(q),
                 Op::Institutions => self.institutions(q),
-                _ => {
-                    let intent = if q.filter.is_empty() {
-                        Intent::Awards
-                    } else {
-                        Intent::WhoWon
-                    };
-                    Outcome::new(self.winners(q.report, q.filter), intent)
-                }
+                Op::Compare if q.groups.len() >= 2 => self.compare_groups(q),
+                _ => self.prize_winners(q),
             },
             About::Subject(_) | About::Facts => self.fact(q),
             About::Case(c) => Outcome::new(
@@ -168,6 +164,71 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// The filters a query selects prizes by: one, or one per level asked.
+    fn filters_of(q: &Query) -> Vec<PrizeFilter> {
+        if q.levels.is_empty() {
+            vec![q.filter]
+        } else {
+            q.levels
+                .iter()
+                .map(|l| PrizeFilter {
+                    level: Some(*l),
+                    ..q.filter
+                })
+                .collect()
+        }
+    }
+
+    /// Winners of every filter, as one list.
+    fn winners_of(&self, report: usize, filters: &[PrizeFilter]) -> Reply {
+        let mut sections: Vec<PrizeWinners> = Vec::new();
+        for f in filters {
+            if let Reply::Winners { sections: more, .. } = self.winners(report, *f) {
+                for s in more {
+                    if !sections.iter().any(|x| x.prize == s.prize) {
+                        sections.push(s);
+                    }
+                }
+            }
+        }
+        let filter = match filters {
+            [one] => *one,
+            _ => PrizeFilter {
+                level: None,
+                ..filters.first().copied().unwrap_or_default()
+            },
+        };
+        Reply::Winners {
+            report,
+            filter,
+            sections,
+        }
+    }
+
+    /// "团体一等奖是谁"; a selection that no prize fits ("个人最佳人气奖")
+    /// says so and shows the prize of that level.
+    fn prize_winners(&self, q: &Query) -> Outcome {
+        let intent = if q.filter.is_empty() && q.levels.is_empty() {
+            Intent::Awards
+        } else {
+            Intent::WhoWon
+        };
+        let reply = self.winners_of(q.report, &Self::filters_of(q));
+        if let Reply::Winners { sections, .. } = &reply
+            && sections.is_empty()
+            && let Some(level) = q.filter.level
+        {
+            let relaxed = PrizeFilter {
+                level: Some(level),
+                ..PrizeFilter::default()
+            };
+            let mut out = Outcome::new(self.winners(q.report, relaxed), intent);
+            out.notices.push(Notice::NoSuchCell { filter: q.filter });
+            return out;
+        }
+        Outcome::new(reply, intent)
     }
 
     pub(super) fn winners(&self, report: usize, filter: PrizeFilter) -> Reply {
@@ -317,6 +378,20 @@ impl Engine {
         };
         let mut out = self.won(&lookup, ids);
         out.verdict = (!verdicts.is_empty()).then(|| verdicts.iter().all(|v| *v));
+        if out.verdict == Some(false)
+            && let [id] = ids
+        {
+            for c in &q.claims {
+                if let Claimed::Prize(f) = c
+                    && self.holds(*id, c, q.report) == Some(false)
+                {
+                    out.notices.push(Notice::NotWon {
+                        entity: *id,
+                        filter: *f,
+                    });
+                }
+            }
+        }
         out
     }
 
@@ -340,19 +415,22 @@ impl Engine {
     /// "银行组团体三等奖有几个队", "多少家单位获奖": a number, then the list.
     fn count(&self, q: &Query) -> Outcome {
         let r = &self.knowledge.reports[q.report];
-        let mut filter = q.filter;
-        match q.counted {
-            Counted::People => filter.kind = Some(crate::knowledge::Kind::Individual),
-            Counted::Teams => filter.kind = Some(crate::knowledge::Kind::Team),
-            _ => {}
+        let mut filters = Self::filters_of(q);
+        for f in &mut filters {
+            match q.counted {
+                Counted::People => f.kind = Some(crate::knowledge::Kind::Individual),
+                Counted::Teams => f.kind = Some(crate::knowledge::Kind::Team),
+                _ => {}
+            }
         }
+        let filter = filters[0];
         let rows: Vec<&crate::knowledge::Award> = r
             .awards
             .iter()
-            .filter(|a| filter.matches(&a.prize()))
+            .filter(|a| filters.iter().any(|f| f.matches(&a.prize())))
             .collect();
         let (n, list) = match q.counted {
-            Counted::Awards => (rows.len(), self.winners(q.report, filter)),
+            Counted::Awards => (rows.len(), self.winners_of(q.report, &filters)),
             Counted::Institutions => {
                 let out = self.institutions(&Query {
                     filter,
@@ -368,7 +446,7 @@ impl Engine {
                 let mut names: Vec<&str> = rows.iter().map(|a| a.winner.as_str()).collect();
                 names.sort_unstable();
                 names.dedup();
-                (names.len(), self.winners(q.report, filter))
+                (names.len(), self.winners_of(q.report, &filters))
             }
         };
         Outcome::new(
@@ -430,48 +508,123 @@ impl Engine {
         rows
     }
 
-    /// "哪家保险公司获奖最多", "哪家银行团体成绩最好".
+    /// "哪家保险公司获奖最多", "哪家银行团体成绩最好", "获奖最少的保险公司",
+    /// "获奖第二多的银行".
     fn rank(&self, q: &Query) -> Outcome {
         let by = if q.by_level {
             RankBy::Level
         } else {
             RankBy::Count
         };
-        // "谁的成绩最好", "哪个队成绩最好": the best prize's winners.
+        // "谁的成绩最好", "银行组成绩最好的团队": the best prize's winners.
         if by == RankBy::Level && q.counted != Counted::Institutions {
+            let r = &self.knowledge.reports[q.report];
+            let best = r
+                .awards
+                .iter()
+                .filter(|a| q.filter.matches(&a.prize()) && a.level != Level::MostPopular)
+                .map(|a| a.level)
+                .min_by_key(|l| level_rank(*l))
+                .unwrap_or(Level::First);
             let filter = PrizeFilter {
-                level: Some(Level::First),
+                level: Some(best),
                 ..q.filter
             };
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
         }
         let mut rows = self.rank_rows(q.report, q.filter);
         let best = |r: &RankRow| r.best.map_or(9, |p| level_rank(p.level));
-        match by {
-            RankBy::Count => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
-            RankBy::Level => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
+        match (by, q.least) {
+            (RankBy::Count, false) => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
+            (RankBy::Count, true) => rows.sort_by_key(|r| (r.awards, std::cmp::Reverse(best(r)))),
+            (RankBy::Level, false) => rows.sort_by_key(|r| (best(r), std::cmp::Reverse(r.awards))),
+            (RankBy::Level, true) => rows.sort_by_key(|r| (std::cmp::Reverse(best(r)), r.awards)),
         }
-        let shown =
-            rows.first()
-                .and_then(|top| {
-                    self.index.entities.iter().position(|e| {
-                        e.kind == EntityKind::Institution && e.name == top.institution
-                    })
-                })
-                .into_iter()
-                .collect();
+        // The place asked for, counting tied institutions as one place.
+        let key = |r: &RankRow| match by {
+            RankBy::Count => r.awards,
+            RankBy::Level => best(r) as usize,
+        };
+        let mut places: Vec<usize> = Vec::new();
+        for r in &rows {
+            if places.last() != Some(&key(r)) {
+                places.push(key(r));
+            }
+        }
+        let position = usize::from(q.position.max(1)).min(places.len().max(1));
+        let wanted = places.get(position - 1).copied();
+        let institution = |name: &str| {
+            self.index
+                .entities
+                .iter()
+                .position(|e| e.kind == EntityKind::Institution && e.name == name)
+        };
+        let at: Vec<usize> = (0..rows.len())
+            .filter(|i| Some(key(&rows[*i])) == wanted)
+            .collect();
+        let at_place: Vec<EntityId> = at
+            .iter()
+            .filter_map(|i| institution(&rows[*i].institution))
+            .collect();
+        // What the one institution in that place won, within the filter.
+        let top = match at_place.as_slice() {
+            [one] => {
+                let mut w = self.wins_of(*one, q.report);
+                let r = &self.knowledge.reports[q.report];
+                let awards_filter = PrizeFilter {
+                    group: None,
+                    ..q.filter
+                };
+                w.awards
+                    .retain(|i| awards_filter.matches(&r.awards[*i].prize()));
+                Some(w)
+            }
+            _ => None,
+        };
         Outcome {
-            shown,
+            shown: at_place,
             ..Outcome::new(
                 Reply::Ranking {
                     report: q.report,
                     filter: q.filter,
                     by,
                     rows,
+                    position: position as u8,
+                    least: q.least,
+                    at,
+                    top,
                 },
                 Intent::Rank,
             )
         }
+    }
+
+    /// "银行组和保险组获奖名额谁多".
+    fn compare_groups(&self, q: &Query) -> Outcome {
+        let r = &self.knowledge.reports[q.report];
+        let rows = q
+            .groups
+            .iter()
+            .map(|g| {
+                let f = PrizeFilter {
+                    group: Some(*g),
+                    ..q.filter
+                };
+                let n = r
+                    .awards
+                    .iter()
+                    .filter(|a| a.group == Some(*g) && f.matches(&a.prize()))
+                    .count();
+                (*g, n)
+            })
+            .collect();
+        Outcome::new(
+            Reply::GroupCounts {
+                filter: q.filter,
+                rows,
+            },
+            Intent::Compare,
+        )
     }
 
     /// "哪几家银行得了一等奖", "获奖的保险公司有哪些".
@@ -498,7 +651,7 @@ impl Engine {
         let all_institutions = ids
             .iter()
             .all(|id| self.index.entities[*id].kind == EntityKind::Institution);
-        let basis = if all_institutions && !q.by_level {
+        let basis = if q.by_count || (all_institutions && !q.by_level) {
             RankBy::Count
         } else {
             RankBy::Level
@@ -614,12 +767,53 @@ impl Engine {
             Claimed::Name(_) => matches!(fact.value_type, ValueType::Person | ValueType::Org),
             _ => false,
         };
+        // Claims in plain words ("是被买成美元了吗", "加的是微信吗") against a
+        // fact stated in words: a stated value that shares two characters
+        // with the question (not counting the words that found the fact)
+        // bears the claim out; a claim that shares nothing does not.
+        let worded = matches!(
+            fact.value_type,
+            ValueType::Text | ValueType::List | ValueType::Org | ValueType::Person
+        ) && !q
+            .claims
+            .iter()
+            .any(|c| suits(c) && !matches!(c, Claimed::Name(_)));
+        if worded
+            && let Some(Claimed::Words(text)) =
+                q.claims.iter().find(|c| matches!(c, Claimed::Words(_)))
+        {
+            let trigger_words: Vec<String> = fact
+                .triggers
+                .iter()
+                .flatten()
+                .map(|w| super::normalize::normalize_word(w))
+                .collect();
+            let shared = fact.values.iter().any(|v| {
+                let chars: Vec<char> = super::normalize::normalize_word(v).chars().collect();
+                chars.windows(2).any(|pair| {
+                    let bigram: String = pair.iter().collect();
+                    pair.iter().all(|c| super::normalize::is_cjk(*c))
+                        && text.contains(&bigram)
+                        && !trigger_words.iter().any(|w| w.contains(&bigram))
+                })
+            });
+            if shared {
+                return Some(true);
+            }
+            if q.claims
+                .iter()
+                .any(|c| matches!(c, Claimed::Text(_) | Claimed::Name(_)))
+            {
+                return Some(false);
+            }
+            return None;
+        }
         let mut verdict: Option<bool> = None;
         for c in q.claims.iter().filter(|c| suits(c)) {
             let results: Vec<bool> = fact
                 .values
                 .iter()
-                .filter_map(|v| claims::agrees(c, v, year))
+                .filter_map(|v| claims::agrees(c, v, year, &self.index.units))
                 .collect();
             if results.is_empty() {
                 continue;
@@ -631,11 +825,31 @@ impl Engine {
     }
 
     /// The best matching fact: (index, matched groups, score).
+    /// The best matching fact: (index, matched groups, score). A question
+    /// that names the fact's subject ("工行温州分行…宣传") counts that as one
+    /// more group when no trigger group already stands for the subject.
     pub(super) fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
+        let r = &self.knowledge.reports[report];
         self.facts[report]
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
+            .filter_map(|(i, t)| {
+                let s = t.score(p)?;
+                let bonus = r
+                    .subjects
+                    .iter()
+                    .position(|x| x.id == r.facts[i].subject)
+                    .map(|si| &self.subjects[report][si])
+                    .is_some_and(|subject| {
+                        subject.words.iter().any(|k| p.keyword(*k).is_some())
+                            && !t.groups.iter().any(|g| {
+                                g.iter().any(|k| {
+                                    subject.words.contains(k) || Some(*k) == subject.virtual_id
+                                })
+                            })
+                    });
+                Some((i, t.groups.len() + usize::from(bonus), s))
+            })
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
     }
 
@@ -791,5 +1005,214 @@ impl Engine {
             tips,
             topics: self.topic_ids(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test (at least) per operator, on queries built directly: the
+    //! operators are checked apart from how questions are read.
+    use super::*;
+    use crate::knowledge::{Group, Kind};
+
+    fn engine() -> Engine {
+        Engine::builtin().expect("built-in data loads")
+    }
+
+    fn id(e: &Engine, name: &str) -> EntityId {
+        e.entities()
+            .iter()
+            .position(|x| x.name == name)
+            .unwrap_or_else(|| panic!("no entity {name}"))
+    }
+
+    fn entities(e: &Engine, op: Op, names: &[&str]) -> Query {
+        Query::new(
+            op,
+            About::Entities(names.iter().map(|n| id(e, n)).collect()),
+            0,
+        )
+    }
+
+    #[test]
+    fn lookup_lists_what_names_won_and_says_when_a_filter_narrows_it() {
+        let e = engine();
+        let out = e.execute(&entities(&e, Op::Lookup, &["建设银行浙江省分行"]));
+        let Reply::Won { wins, partial, .. } = out.reply else {
+            panic!("{:?}", out.reply)
+        };
+        assert_eq!((wins[0].awards.len(), partial), (4, false));
+        let q = entities(&e, Op::Lookup, &["建设银行浙江省分行"]).with_filter(PrizeFilter {
+            kind: Some(Kind::Team),
+            ..PrizeFilter::default()
+        });
+        let Reply::Won { wins, partial, .. } = e.execute(&q).reply else {
+            panic!()
+        };
+        assert_eq!((wins[0].awards.len(), partial), (2, true));
+    }
+
+    #[test]
+    fn verify_gives_the_verdict_and_what_was_not_won() {
+        let e = engine();
+        let mut q = entities(&e, Op::Verify, &["戚迎"]);
+        let insurance = PrizeFilter {
+            group: Some(Group::Insurance),
+            ..PrizeFilter::default()
+        };
+        q.claims = vec![Claimed::Prize(insurance)];
+        let out = e.execute(&q);
+        assert_eq!(out.verdict, Some(false));
+        assert!(matches!(out.notices[0], Notice::NotWon { .. }));
+        q.claims = vec![Claimed::Won];
+        assert_eq!(e.execute(&q).verdict, Some(true));
+    }
+
+    #[test]
+    fn verify_compares_claimed_values_with_a_fact() {
+        let e = engine();
+        let r = &e.knowledge().reports[0];
+        let subject = |id: &str| r.subjects.iter().position(|s| s.id == id).unwrap();
+        let fact_words = |fact: &str| -> Vec<(u32, usize)> {
+            let f = r.facts.iter().position(|f| f.id == fact).unwrap();
+            e.facts[0][f].groups.iter().map(|g| (g[0], 2)).collect()
+        };
+        let mut q = Query::new(Op::Verify, About::Subject(subject("contest")), 0);
+        q.words = fact_words("final_date");
+        q.claims = vec![Claimed::Date(claims::DateValue {
+            month: Some(11),
+            ..Default::default()
+        })];
+        assert_eq!(e.execute(&q).verdict, Some(true));
+        let mut q = Query::new(Op::Verify, About::Subject(subject("platform")), 0);
+        q.words = fact_words("platform_launch");
+        q.claims = vec![Claimed::Date(claims::DateValue {
+            year: Some(2020),
+            ..Default::default()
+        })];
+        assert_eq!(e.execute(&q).verdict, Some(false));
+    }
+
+    #[test]
+    fn count_counts_rows_institutions_people_and_teams() {
+        let e = engine();
+        let count = |filter: PrizeFilter, counted: Counted| {
+            let mut q = Query::new(Op::Count, About::Prizes, 0).with_filter(filter);
+            q.counted = counted;
+            match e.execute(&q).reply {
+                Reply::Count { n, .. } => n,
+                other => panic!("{other:?}"),
+            }
+        };
+        let all = PrizeFilter::default();
+        assert_eq!(count(all, Counted::Awards), 42);
+        assert_eq!(count(all, Counted::Institutions), 16);
+        assert_eq!(count(all, Counted::People), 20);
+        assert_eq!(count(all, Counted::Teams), 20);
+        let cell = PrizeFilter {
+            group: Some(Group::Bank),
+            kind: Some(Kind::Team),
+            level: Some(Level::Third),
+        };
+        assert_eq!(count(cell, Counted::Awards), 3);
+        let q = entities(&e, Op::Count, &["中国人寿浙江省分公司"]);
+        assert!(matches!(e.execute(&q).reply, Reply::Count { n: 6, .. }));
+    }
+
+    #[test]
+    fn compare_by_prize_and_by_number_of_awards() {
+        let e = engine();
+        let outcome = |q: Query| match e.execute(&q).reply {
+            Reply::Compare { outcome, .. } => outcome,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &["俞辉", "吴峰"])),
+            CompareOutcome::Same
+        );
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &["郭胜", "李彬"])),
+            CompareOutcome::Ahead(id(&e, "李彬"))
+        );
+        let banks = ["工商银行浙江省分行", "建设银行浙江省分行"];
+        assert_eq!(
+            outcome(entities(&e, Op::Compare, &banks)),
+            CompareOutcome::Ahead(id(&e, "建设银行浙江省分行"))
+        );
+        let mut by_level = entities(&e, Op::Compare, &banks);
+        by_level.by_level = true;
+        assert_eq!(
+            outcome(by_level),
+            CompareOutcome::Ahead(id(&e, "工商银行浙江省分行"))
+        );
+    }
+
+    #[test]
+    fn rank_respects_the_filter_the_place_and_the_end() {
+        let e = engine();
+        let top = |q: Query| match e.execute(&q).reply {
+            Reply::Ranking { rows, at, .. } => at
+                .iter()
+                .map(|i| (rows[*i].institution.clone(), rows[*i].awards))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let insurers = PrizeFilter {
+            group: Some(Group::Insurance),
+            ..PrizeFilter::default()
+        };
+        let mut q = Query::new(Op::Rank, About::Prizes, 0).with_filter(insurers);
+        q.counted = Counted::Institutions;
+        assert_eq!(
+            top(q.clone()),
+            vec![("中国人寿浙江省分公司".to_string(), 6)]
+        );
+        q.position = 2;
+        assert_eq!(
+            top(q.clone()),
+            vec![("中华联合财险浙江分公司".to_string(), 4)]
+        );
+        q.position = 1;
+        q.least = true;
+        assert_eq!(top(q).len(), 4, "four insurers won 2 awards each");
+    }
+
+    #[test]
+    fn institutions_are_distinct_and_filtered() {
+        let e = engine();
+        let q = Query::new(Op::Institutions, About::Prizes, 0).with_filter(PrizeFilter {
+            group: Some(Group::Bank),
+            level: Some(Level::First),
+            ..PrizeFilter::default()
+        });
+        let Reply::Institutions { names, .. } = e.execute(&q).reply else {
+            panic!()
+        };
+        assert_eq!(names, vec!["工商银行浙江省分行".to_string()]);
+    }
+
+    #[test]
+    fn tips_for_prevention_name_every_scam_and_after_the_fact_the_steps() {
+        let e = engine();
+        let topics_of = |reply: Reply| -> Vec<String> {
+            let Reply::Tips { tips, .. } = reply else {
+                panic!()
+            };
+            tips.iter()
+                .map(|(r, t)| e.knowledge().reports[*r].antifraud.tips[*t].topic.clone())
+                .collect()
+        };
+        let prevention = topics_of(e.tips(None, false));
+        for scam in [
+            "courier",
+            "verification_code",
+            "screen_sharing",
+            "frozen_account",
+        ] {
+            assert!(prevention.iter().any(|t| t == scam), "{prevention:?}");
+        }
+        assert!(!prevention.iter().any(|t| t == "after_scam"));
+        let after = topics_of(e.tips(None, true));
+        assert!(!after.is_empty() && after.iter().all(|t| t == "after_scam"));
     }
 }

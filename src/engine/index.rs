@@ -83,10 +83,12 @@ pub enum Cue {
     Interrogative,
     RankLevel,
     RankCount,
+    RankLeast,
+    AsksWho,
 }
 
 impl Cue {
-    pub const ALL: [Cue; 34] = [
+    pub const ALL: [Cue; 36] = [
         Cue::Award,
         Cue::ListAll,
         Cue::Identity,
@@ -121,6 +123,8 @@ impl Cue {
         Cue::Interrogative,
         Cue::RankLevel,
         Cue::RankCount,
+        Cue::RankLeast,
+        Cue::AsksWho,
     ];
 }
 
@@ -142,6 +146,8 @@ pub enum Sense {
     Place,
     /// A noun that says what is counted.
     Unit(Counted),
+    /// A place in a ranking ("第二多" → 2).
+    Position(u8),
 }
 
 /// A matched word in the normalised question.
@@ -204,6 +210,10 @@ pub struct Index {
     spoken: Vec<Spoken>,
     /// English words that open a yes/no question.
     pub verify_lead: Vec<String>,
+    /// Units that may follow a number (claims).
+    pub units: super::claims::Units,
+    /// The character that ends prize names (奖), if the lexicon gives one.
+    pub prize_suffix: Option<char>,
     /// Reading id → (spoken name, position 0 or 1) with that reading there.
     starts: HashMap<u16, Vec<(u32, u8)>>,
     syllables: HashMap<String, u16>,
@@ -304,8 +314,8 @@ impl Index {
                 // A team is often typed without its 队/团队 ending, or without quotes.
                 if kind == EntityKind::Team {
                     let plain = normalize_word(&a.winner);
-                    for suffix in ["代表队", "团队", "小队", "队"] {
-                        if let Some(stem) = plain.strip_suffix(suffix)
+                    for suffix in &k.lexicon.team_suffixes {
+                        if let Some(stem) = plain.strip_suffix(suffix.as_str())
                             && stem.chars().count() >= 3
                             && !institution_words.contains(&stem.to_string())
                         {
@@ -406,6 +416,8 @@ impl Index {
             (Cue::Interrogative, &c.interrogative),
             (Cue::RankLevel, &c.rank_level),
             (Cue::RankCount, &c.rank_count),
+            (Cue::RankLeast, &c.rank_least),
+            (Cue::AsksWho, &c.asks_who),
         ] {
             for w in words {
                 b.add(w, Sense::Cue(cue));
@@ -414,6 +426,11 @@ impl Index {
 
         for w in &lx.places {
             b.add(w, Sense::Place);
+        }
+        for (n, words) in &lx.rank_positions {
+            for w in words {
+                b.add(w, Sense::Position(*n));
+            }
         }
         let u = &lx.count_units;
         for (counted, words) in [
@@ -560,6 +577,8 @@ impl Index {
         }
         Index {
             verify_lead: lx.verify_lead.iter().map(|w| w.to_lowercase()).collect(),
+            units: super::claims::Units::from_lexicon(lx),
+            prize_suffix: lx.prize_suffix.chars().next(),
             starts,
             automaton,
             compact,

@@ -97,6 +97,7 @@ pub struct Engine {
     /// Virtual keyword ids of the lexicon's `@when` and `@where`.
     when_id: Option<u32>,
     where_id: Option<u32>,
+    howmany_id: Option<u32>,
     /// People and teams prepared for similarity lookup.
     similar: similar::Names,
     limits: ContextLimits,
@@ -204,6 +205,7 @@ impl Engine {
             similar: similar::Names::build(&index, &knowledge),
             when_id: index.keyword_id("@when"),
             where_id: index.keyword_id("@where"),
+            howmany_id: index.keyword_id("@howmany"),
             topical,
             knowledge,
             index,

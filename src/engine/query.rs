@@ -59,8 +59,9 @@ pub struct Query {
     /// For [`Op::Count`] (and a ranking): what is counted.
     pub counted: Counted,
     /// For [`Op::Compare`] and [`Op::Rank`]: by the best prize rather than
-    /// by the number of awards.
+    /// by the number of awards (or explicitly by the number: `by_count`).
     pub by_level: bool,
+    pub by_count: bool,
     /// Matched fact keywords (with their weight), for choosing a fact and for
     /// follow-ups that change only the subject.
     pub words: Vec<(u32, usize)>,
@@ -70,6 +71,13 @@ pub struct Query {
     pub all_years: bool,
     /// A year the question names that no report covers (said first).
     pub asked_year: Option<u16>,
+    /// Several prize levels at once ("二等奖和三等奖分别是谁").
+    pub levels: Vec<crate::knowledge::Level>,
+    /// For [`Op::Rank`]: the place asked for (1 = the top) and from which end.
+    pub position: u8,
+    pub least: bool,
+    /// For [`Op::Compare`]: the two groups compared ("银行组和保险组谁多").
+    pub groups: Vec<crate::knowledge::Group>,
 }
 
 impl Query {
@@ -82,10 +90,15 @@ impl Query {
             claims: Vec::new(),
             counted: Counted::Awards,
             by_level: false,
+            by_count: false,
             words: Vec::new(),
             corrected: None,
             all_years: false,
             asked_year: None,
+            levels: Vec::new(),
+            position: 1,
+            least: false,
+            groups: Vec::new(),
         }
     }
 

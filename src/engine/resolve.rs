@@ -39,9 +39,11 @@ impl Decision {
 
 /// The operator a clause asks for, from its cue words alone.
 fn op_of(p: &Parsed) -> Op {
-    if p.cue(Cue::Compare) {
+    let two_names = p.mentions.len() >= 2 || p.groups.len() >= 2;
+    let better = p.cue(Cue::RankLevel) || p.cue(Cue::RankCount);
+    if p.cue(Cue::Compare) || (two_names && better && p.cue(Cue::Interrogative)) {
         Op::Compare
-    } else if p.cue(Cue::Ranking) {
+    } else if p.cue(Cue::Ranking) || p.position.is_some() || p.cue(Cue::RankLeast) {
         Op::Rank
     } else if p.cue(Cue::Count) {
         Op::Count
@@ -148,6 +150,15 @@ impl Engine {
     /// Claims of a yes/no question about facts: dates, numbers, places, names.
     fn fact_claims(&self, p: &Parsed, report: usize) -> Vec<Claimed> {
         let mut claims: Vec<Claimed> = p.dates.iter().map(|d| Claimed::Date(*d)).collect();
+        // "Was it held in 2021?": a bare year claims a date too.
+        for y in &p.years {
+            if !p.dates.iter().any(|d| d.year == Some(*y)) {
+                claims.push(Claimed::Date(super::claims::DateValue {
+                    year: Some(*y),
+                    ..Default::default()
+                }));
+            }
+        }
         claims.extend(p.quantities.iter().cloned().map(Claimed::Number));
         claims.extend(p.places.iter().cloned().map(Claimed::Place));
         let r = &self.knowledge.reports[report];
@@ -161,13 +172,28 @@ impl Engine {
                 claims.push(Claimed::Name(s.name_zh.clone()));
             }
         }
+        if let Some(text) = &p.unknown_name {
+            claims.push(Claimed::Text(text.clone()));
+        }
+        claims.push(Claimed::Words(p.text.clone()));
         claims
     }
 
     /// The parse with the virtual keywords a yes/no question implies: a
-    /// claimed date asks "when", a claimed place "where".
+    /// claimed date asks "when", a claimed place "where", a number "how many".
     fn with_claim_words(&self, p: &Parsed) -> Parsed {
         let mut p = p.clone();
+        if (!p.quantities.is_empty() || !p.years.is_empty())
+            && let Some(id) = self.howmany_id
+        {
+            p.keywords.push((id, 2));
+        }
+        if !p.years.is_empty()
+            && p.dates.is_empty()
+            && let Some(id) = self.when_id
+        {
+            p.keywords.push((id, 2));
+        }
         if !p.dates.is_empty()
             && let Some(id) = self.when_id
         {
@@ -211,7 +237,7 @@ impl Engine {
             return Decision::plain(Reply::Subscribe, Intent::Subscribe);
         }
         let award_cue = p.cue(Cue::Award) || p.cue(Cue::ListAll);
-        let antifraud = p.cue(Cue::AntiFraud) || p.cue(Cue::Case);
+        let antifraud = p.cue(Cue::AntiFraud) || p.cue(Cue::Case) || p.cue(Cue::AfterScam);
         let fact_parse = if op == Op::Verify {
             self.with_claim_words(p)
         } else {
@@ -236,10 +262,21 @@ impl Engine {
             .collect();
         let corrected = clear.iter().find(|m| m.corrected).map(|m| m.typed.clone());
 
+        // "银行组和保险组获奖名额谁多".
+        if op == Op::Compare && named.is_empty() && p.groups.len() >= 2 {
+            let mut q = Query::new(Op::Compare, About::Prizes, report);
+            q.groups = p.groups.clone();
+            q.filter = PrizeFilter {
+                group: None,
+                ..filter
+            };
+            return self.query(q, p, now);
+        }
         // "俞辉和吴峰谁的奖更好", "建行和工行谁获奖多".
         if op == Op::Compare && named.len() >= 2 {
             let mut q = Query::new(Op::Compare, About::Entities(named), report);
             q.by_level = p.cue(Cue::RankLevel) && !p.cue(Cue::RankCount);
+            q.by_count = p.cue(Cue::RankCount) && !p.cue(Cue::RankLevel);
             return self.query(q, p, now);
         }
 
@@ -256,7 +293,7 @@ impl Engine {
             if people.is_empty() {
                 return Decision::plain(
                     Reply::NotFound {
-                        name: format!("姓{family}的获奖者"),
+                        name: format!("{}{family}", self.knowledge.lexicon.family_marker),
                     },
                     Intent::NotFound,
                 );
@@ -292,7 +329,7 @@ impl Engine {
             && let Some(name) = &p.unknown_name
             && (award_cue || p.cue(Cue::Identity))
             && strong_fact.is_none()
-            && self.is_asked_name(name)
+            && self.is_asked_name(p, name)
         {
             return self.not_found(name, p, report, now);
         }
@@ -309,6 +346,25 @@ impl Engine {
             d.verdict = (op == Op::Verify).then_some(false);
             return d;
         }
+        // "三等奖(最佳人气)": the 最佳人气奖 has no levels.
+        if p.levels.len() >= 2 && p.levels.contains(&Level::MostPopular) && p.mentions.is_empty() {
+            let mut d = Decision::plain(Reply::Prizes { report }, Intent::Awards);
+            d.notices.push(super::answer::Notice::NoSuchPrize {
+                typed: p.text.trim().to_string(),
+            });
+            d.verdict = (op == Op::Verify).then_some(false);
+            return d;
+        }
+        // "二等奖和三等奖分别是谁", "一二等奖": several levels at once.
+        if p.levels.len() >= 2 && p.mentions.is_empty() && !antifraud {
+            let mut q = Query::new(Op::Lookup, About::Prizes, report).with_filter(filter);
+            q.levels = p.levels.clone();
+            if op == Op::Count {
+                q.op = Op::Count;
+                q.counted = Self::counted_of(p, filter);
+            }
+            return self.query(q, p, now);
+        }
         // "世界杯冠军是哪个国家": prize words amid much unexplained text are not
         // about this contest.
         let about_contest = p.unexplained <= 2 || filter.group.is_some() || filter.kind.is_some();
@@ -318,10 +374,7 @@ impl Engine {
                 && p.unknown_name.is_none());
         if prize_question && institutions.is_empty() && (award_cue || !antifraud) {
             // "个人一等奖获得者被推荐申报什么": about the prize, not who won it.
-            let asks_who = p.cue(Cue::Award)
-                && ["谁", "哪", "名单", " who", " which", " list"]
-                    .iter()
-                    .any(|w| p.text.contains(w));
+            let asks_who = p.cue(Cue::AsksWho);
             // "有多少个团队参赛": a figure the report states, not a count of
             // the award list (that one asks about prizes: "多少个团队获奖").
             let stated_figure = op == Op::Count && !p.cue(Cue::Award);
@@ -342,11 +395,12 @@ impl Engine {
             }
             return self.query(q, p, now);
         }
-        // "多少家单位获奖", "一共有多少个获奖名额": counts over the whole list.
+        // "多少家单位获奖", "一共有多少个获奖名额": counts over the whole list
+        // (unless a fact states the number: "有多少个团队参赛").
         if op == Op::Count
             && p.mentions.is_empty()
             && (award_cue || !p.units.is_empty())
-            && fact.is_none()
+            && (fact.is_none() || (award_cue && strong_fact.is_none_or(|(_, g, _)| g < 2)))
             && !antifraud
         {
             let mut q = Query::new(Op::Count, About::Prizes, report).with_filter(filter);
@@ -401,7 +455,7 @@ impl Engine {
             && (award_cue || p.cue(Cue::Identity))
             && fact.is_none_or(|(_, g, s)| g < 2 && s < 4)
             && topic.is_none()
-            && self.is_asked_name(name)
+            && self.is_asked_name(p, name)
         {
             return self.not_found(name, p, report, now);
         }
@@ -412,7 +466,7 @@ impl Engine {
         {
             return self.fact_query(p, f, report, op, now);
         }
-        if topic.is_some() || p.cue(Cue::AntiFraud) {
+        if topic.is_some() || p.cue(Cue::AntiFraud) || p.cue(Cue::AfterScam) {
             let after = p.cue(Cue::AfterScam);
             // General advice ("老人怎么防骗") is an overview of every scam.
             let topic = topic.filter(|t| !self.is_overview_topic(t));
@@ -426,13 +480,34 @@ impl Engine {
             return Decision::plain(Reply::About, Intent::About);
         }
         if let Some(name) = &p.unknown_name
-            && ((award_cue || p.cue(Cue::Identity)) && self.is_asked_name(name)
+            && ((award_cue || p.cue(Cue::Identity)) && self.is_asked_name(p, name)
                 || self.looks_like_name(p, name))
         {
             return self.not_found(name, p, report, now);
         }
         if p.cue(Cue::Greeting) && p.unexplained <= 1 {
             return Decision::plain(Reply::Welcome, Intent::Start);
+        }
+        // "在哪儿办的", "哪天办的": no subject named — the report's main one
+        // (its first subject, the contest).
+        if let Some(main) = self.subjects[report].first().and_then(|s| s.virtual_id)
+            && p.has_cjk
+            && p.unexplained <= 2
+        {
+            let mut with_main = p.clone();
+            with_main.keywords.push((main, 2));
+            if let Some((f, groups, _)) = self.best_fact(&with_main, report)
+                && groups >= 2
+                && self.knowledge.reports[report].facts[f].subject
+                    == self.knowledge.reports[report].subjects[0].id
+            {
+                return self.fact_query(&with_main, f, report, op, now);
+            }
+        }
+        // "Who won the 2021 contest?": a year not covered, about the contest.
+        if self.uncovered_year(p).is_some() && (award_cue || self.subject_in(p, report) == Some(0))
+        {
+            return self.query(Query::new(Op::Lookup, About::Prizes, report), p, now);
         }
         Decision::plain(Reply::Fallback, Intent::Fallback)
     }
@@ -521,8 +596,12 @@ impl Engine {
 
     /// The family name in "姓郭的…" / "姓郭", if it is one.
     fn family_name(&self, p: &Parsed) -> Option<char> {
-        let at = p.text.find('姓')?;
-        let c = p.text[at + '姓'.len_utf8()..].chars().next()?;
+        let marker = self.knowledge.lexicon.family_marker.as_str();
+        if marker.is_empty() {
+            return None;
+        }
+        let at = p.text.find(marker)?;
+        let c = p.text[at + marker.len()..].chars().next()?;
         let known = self
             .knowledge
             .lexicon
@@ -551,9 +630,7 @@ impl Engine {
         let org = lx.name_endings.iter().any(|e| {
             name.strip_suffix(e.as_str()).is_some_and(|stem| {
                 stem.chars().count() >= 2
-                    && !["个", "支", "家", "位", "名"]
-                        .iter()
-                        .any(|m| stem.ends_with(m))
+                    && !lx.measure_words.iter().any(|m| stem.ends_with(m.as_str()))
             })
         });
         person || org
@@ -561,9 +638,10 @@ impl Engine {
 
     /// In an English question about prizes, the Latin words left over are the
     /// name asked about ("What did Zhang Wei win?").
-    fn is_asked_name(&self, name: &str) -> bool {
-        let latin =
-            name.is_ascii() && name.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 3;
+    fn is_asked_name(&self, p: &Parsed, name: &str) -> bool {
+        let latin = name.is_ascii()
+            && name.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 3
+            && p.unknown_capitalized;
         latin || self.is_name_like(name)
     }
 
@@ -671,7 +749,15 @@ impl Engine {
         let pronoun = p.cue(Cue::PronounPerson) || p.cue(Cue::PronounPlural);
         // "她多大年纪", "钱去哪了", "他是什么职务", "交易额呢": a fact of the
         // subject (or person) just talked about.
-        if p.mentions.is_empty() && filter.is_empty() && !own_subject {
+        let institutions_only = p.mentions.iter().all(|m| {
+            m.ids
+                .iter()
+                .all(|id| self.index.entities[*id].kind == EntityKind::Institution)
+        });
+        if (p.mentions.is_empty() || (institutions_only && !p.cue(Cue::Award)))
+            && filter.is_empty()
+            && !own_subject
+        {
             let subject = if pronoun && !prev.people.is_empty() {
                 prev.people.first().copied()
             } else {
@@ -797,6 +883,7 @@ impl Engine {
                     Op::Compare if target.len() >= 2 => {
                         q.op = Op::Compare;
                         q.by_level = p.cue(Cue::RankLevel) && !p.cue(Cue::RankCount);
+                        q.by_count = p.cue(Cue::RankCount) && !p.cue(Cue::RankLevel);
                     }
                     _ => {}
                 }
@@ -919,7 +1006,10 @@ impl Engine {
             match op {
                 Op::Verify => q.claims = self.entity_claims(p, &[]),
                 Op::Compare if prev_entities.len() < 2 => q.op = Op::Lookup,
-                Op::Compare => q.by_level = p.cue(Cue::RankLevel) && !p.cue(Cue::RankCount),
+                Op::Compare => {
+                    q.by_level = p.cue(Cue::RankLevel) && !p.cue(Cue::RankCount);
+                    q.by_count = p.cue(Cue::RankCount) && !p.cue(Cue::RankLevel);
+                }
                 _ => {}
             }
             return Some(again(q));
@@ -1133,5 +1223,56 @@ fn op_of_lookup(p: &Parsed) -> Op {
         Op::Verify => Op::Verify,
         Op::Count => Op::Count,
         _ => Op::Lookup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! How questions become queries (what is executed is tested in exec).
+    use super::*;
+    use crate::engine::{Context, Engine};
+
+    /// The query each message of a conversation becomes.
+    fn queries(messages: &[&str]) -> Vec<Query> {
+        let e = Engine::builtin().expect("built-in data loads");
+        let mut ctx = Context::default();
+        let now = Instant::now();
+        messages
+            .iter()
+            .map(|m| {
+                e.answer(&mut ctx, m, None, now);
+                ctx.last.as_ref().expect("a turn").query.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operators_come_from_the_form_of_the_question() {
+        let q = queries(&[
+            "戚迎是保险组的吗",
+            "一共多少个团队获奖",
+            "哪家保险公司获奖最多",
+            "俞辉和吴峰谁的奖更好",
+            "哪几家银行得了一等奖",
+        ]);
+        assert_eq!(q[0].op, Op::Verify);
+        assert!(matches!(q[0].claims[0], Claimed::Prize(_)));
+        assert_eq!((q[1].op, q[1].counted), (Op::Count, Counted::Teams));
+        assert_eq!(q[2].op, Op::Rank);
+        assert_eq!(q[2].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[3].op, Op::Compare);
+        assert_eq!(q[3].entities().len(), 2);
+        assert_eq!(q[4].op, Op::Institutions);
+    }
+
+    #[test]
+    fn a_follow_up_changes_one_part_of_the_last_query() {
+        let q = queries(&["银行组个人优胜奖有几个人", "保险组呢"]);
+        assert_eq!(q[1].op, Op::Count, "still a count");
+        assert_eq!(q[1].filter.group, Some(crate::knowledge::Group::Insurance));
+        assert_eq!(q[1].filter.level, q[0].filter.level);
+        let q = queries(&["李彬是一等奖吗", "那郭胜呢"]);
+        assert_eq!(q[1].op, Op::Verify, "still a yes/no question");
+        assert_ne!(q[1].entities(), q[0].entities());
     }
 }

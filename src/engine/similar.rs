@@ -112,7 +112,7 @@ impl Names {
             .lexicon
             .name_endings
             .iter()
-            .filter(|e| !e.ends_with('队'))
+            .filter(|e| !knowledge.lexicon.team_suffixes.contains(e))
             .cloned()
             .collect();
         Names {

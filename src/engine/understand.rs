@@ -6,6 +6,7 @@ use super::claims::{self, DateValue, Quantity};
 use super::index::{Cue, EntityId, Hit, Index, Sense};
 use super::normalize::{is_cjk, normalize};
 use crate::knowledge::{Group, Kind, Level};
+use unicode_normalization::UnicodeNormalization;
 
 /// An entity the message names. Several ids mean several readings (平安).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +51,11 @@ pub struct Parsed {
     pub quantities: Vec<Quantity>,
     /// "金奖", "特等奖": a prize word the report does not have.
     pub unknown_prize: Option<String>,
+    /// The unknown name was written with capitals ("Zhang Wei"): for Latin
+    /// letters, only that reads as a name, not any leftover English word.
+    pub unknown_capitalized: bool,
+    /// A place in a ranking other than the top ("第二多").
+    pub position: Option<u8>,
 }
 
 impl Parsed {
@@ -150,25 +156,39 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
             let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
             let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
-            !hits.iter().any(|g| {
-                if !contains(g, h) {
-                    return false;
-                }
-                let outer = index.senses(g);
-                // A name or prize word inside a longer name, prize word or
-                // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
-                // inside a question word it still counts (银行 in 哪家银行).
-                let names_it = outer.iter().any(|s| {
-                    matches!(
-                        s,
-                        Sense::Entity { .. }
-                            | Sense::Group(_)
-                            | Sense::Level(_)
-                            | Sense::Kind(_)
-                            | Sense::Keyword(_)
-                    )
+            // A cue word partly overlapping a longer name or prize word is
+            // a misreading ("the best" in "the best popularity award").
+            let overlapped = cue_only(h)
+                && hits.iter().any(|g| {
+                    let (from, to) = (g.start.max(h.start), g.end.min(h.end));
+                    // ASCII words share the space between them: no overlap.
+                    from < to
+                        && !text[from..to].trim().is_empty()
+                        && !contains(g, h)
+                        && !contains(h, g)
+                        && (g.end - g.start) > (h.end - h.start)
+                        && !cue_only(g)
                 });
-                (weak && is_entity(g))
+            !overlapped
+                && !hits.iter().any(|g| {
+                    if !contains(g, h) {
+                        return false;
+                    }
+                    let outer = index.senses(g);
+                    // A name or prize word inside a longer name, prize word or
+                    // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
+                    // inside a question word it still counts (银行 in 哪家银行).
+                    let names_it = outer.iter().any(|s| {
+                        matches!(
+                            s,
+                            Sense::Entity { .. }
+                                | Sense::Group(_)
+                                | Sense::Level(_)
+                                | Sense::Kind(_)
+                                | Sense::Keyword(_)
+                        )
+                    });
+                    (weak && is_entity(g))
                     || (name_like && names_it)
                     || unit_only
                     // "个人" in "几个人" or "这个人" is no individual prize.
@@ -176,7 +196,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         && outer
                             .iter()
                             .any(|s| matches!(s, Sense::Cue(_) | Sense::Unit(_))))
-            })
+                })
         })
         .collect();
 
@@ -206,12 +226,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         // stays part of an unknown name.
         let claims_only = senses
             .iter()
-            .all(|s| matches!(s, Sense::Place | Sense::Unit(_)));
+            .all(|s| matches!(s, Sense::Place | Sense::Unit(_) | Sense::Position(_)));
         if claims_only {
             for s in senses {
                 match *s {
                     Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                     Sense::Unit(u) => push_unique(&mut p.units, u),
+                    Sense::Position(n) => p.position = Some(n),
                     _ => {}
                 }
             }
@@ -239,7 +260,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Group(g) => push_unique(&mut p.groups, g),
                 Sense::Kind(k) => push_unique(&mut p.kinds, k),
                 Sense::Cue(c) => {
-                    if c == Cue::Interrogative || !cue_shadowed(h) {
+                    if matches!(c, Cue::Interrogative | Cue::AsksWho) || !cue_shadowed(h) {
                         p.set_cue(c);
                     }
                 }
@@ -258,6 +279,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                 // "奖" in "获奖" counts no awards.
                 Sense::Unit(u) if !inside_longer(h) => push_unique(&mut p.units, u),
+                Sense::Position(n) => p.position = Some(n),
                 Sense::Unit(_) | Sense::Entity { .. } => {}
             }
         }
@@ -342,7 +364,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                                 p.keywords.push((k, best.typed.chars().count()));
                             }
                         }
-                        Sense::Place | Sense::Unit(_) => {}
+                        Sense::Place | Sense::Unit(_) | Sense::Position(_) => {}
                     }
                 }
             }
@@ -411,6 +433,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         let ascii = cand.chars().filter(|c| c.is_ascii_alphabetic()).count();
         if (2..=12).contains(&cjk) || (cjk == 0 && ascii >= 3) {
             p.unknown_name = Some(cand.to_string());
+            p.unknown_capitalized = cjk == 0 && capitalized_in(input, cand);
         }
     }
     let trimmed = text.trim();
@@ -424,22 +447,36 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     if index.verify_lead.iter().any(|w| w == first) {
         p.set_cue(Cue::Verify);
     }
-    p.unknown_prize = unknown_prize(&text, &covered);
+    p.unknown_prize = index
+        .prize_suffix
+        .and_then(|suffix| unknown_prize(&text, &covered, suffix));
     p.years = claims::years(&text);
-    if text.bytes().any(|b| b.is_ascii_digit())
-        || text.contains(['十', '两', '四', '五', '六', '七', '八', '九'])
-    {
+    if claims::may_hold_number(&text) {
         p.dates = claims::dates(&text).into_iter().map(|d| d.0).collect();
-        p.quantities = claims::quantities(&text);
+        p.quantities = claims::quantities(&text, &index.units);
     }
     p.text = text;
     p
 }
 
+/// Whether each Latin word of `name` (found lower-cased) starts with a
+/// capital letter where it occurs in the message as typed.
+fn capitalized_in(input: &str, name: &str) -> bool {
+    let folded: String = input.nfkc().collect();
+    name.split(' ').filter(|w| !w.is_empty()).all(|w| {
+        folded.char_indices().any(|(i, c)| {
+            c.is_uppercase()
+                && folded
+                    .get(i..i + w.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(w))
+        })
+    })
+}
+
 /// A prize word the vocabulary does not know: one to four unexplained
-/// characters right before 奖 ("金奖", "特等奖", "最佳创意奖").
-fn unknown_prize(text: &str, covered: &[bool]) -> Option<String> {
-    for (at, _) in text.match_indices('奖') {
+/// characters right before the prize suffix (奖: "金奖", "特等奖", "最佳创意奖").
+fn unknown_prize(text: &str, covered: &[bool], suffix: char) -> Option<String> {
+    for (at, _) in text.match_indices(suffix) {
         let mut start = at;
         for (i, c) in text[..at].char_indices().rev() {
             if !is_cjk(c) || covered[i] {
@@ -449,7 +486,7 @@ fn unknown_prize(text: &str, covered: &[bool]) -> Option<String> {
         }
         let n = text[start..at].chars().count();
         if (1..=4).contains(&n) {
-            return Some(text[start..at + '奖'.len_utf8()].to_string());
+            return Some(text[start..at + suffix.len_utf8()].to_string());
         }
     }
     None

@@ -24,6 +24,18 @@ pub struct Lexicon {
     pub places: Vec<String>,
     /// Nouns that say what a "how many" question counts.
     pub count_units: CountUnits,
+    /// Words for a place in a ranking other than the top ("第二多" → 2).
+    pub rank_positions: BTreeMap<u8, Vec<String>>,
+    /// Units after a number, by what they measure ("4人", "12万元", "63岁").
+    pub quantity_units: BTreeMap<UnitClass, Vec<String>>,
+    /// Measure words: "个团队" is no team name.
+    pub measure_words: Vec<String>,
+    /// Endings of team names ("饺子队" is typed "饺子").
+    pub team_suffixes: Vec<String>,
+    /// Marks a family name ("姓郭的获奖者").
+    pub family_marker: String,
+    /// Ends a prize's name ("金奖" is a prize word the report may lack).
+    pub prize_suffix: String,
     /// Common family names: a short unknown word starting with one reads as a person.
     pub surnames: Vec<String>,
     /// Endings that make an unknown word read as a team or institution name.
@@ -91,8 +103,25 @@ pub struct Cues {
     pub rank_level: Vec<String>,
     /// … by the number of awards ("最多", "谁获奖多").
     pub rank_count: Vec<String>,
+    /// Asks who or which ("谁", "哪", "名单"), not what.
+    pub asks_who: Vec<String>,
+    /// A ranking from the bottom ("获奖最少").
+    pub rank_least: Vec<String>,
     /// Question words: a clause with one asks something of its own.
     pub interrogative: Vec<String>,
+}
+
+/// What a unit after a number measures; numbers of different classes are
+/// not compared ("4人" and "5万元").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitClass {
+    People,
+    Money,
+    Times,
+    Age,
+    /// Counted things; also compatible with people (个).
+    Things,
 }
 
 /// Words for what is counted.

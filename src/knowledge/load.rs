@@ -417,7 +417,7 @@ fn check_subjects(
 
 /// Trigger references a fact may use besides subject ids (the lexicon's
 /// `asks` lists).
-pub(crate) const ASK_REFERENCES: &[&str] = &["when", "where"];
+pub(crate) const ASK_REFERENCES: &[&str] = &["when", "where", "howmany"];
 
 fn check_facts(
     path: &Path,

@@ -23,7 +23,7 @@ mod lexicon;
 mod load;
 mod model;
 
-pub use lexicon::Lexicon;
+pub use lexicon::{Lexicon, UnitClass};
 pub use load::DataError;
 pub use model::*;
 

@@ -1,4 +1,4 @@
-//! Versioned schema of the SQLite database.
+//! Versioned schema of the SQLite database (PostgreSQL's: `postgres/migrations.rs`).
 //!
 //! The version lives in `PRAGMA user_version`. Opening a file applies every
 //! step above its version, in order, in one `BEGIN IMMEDIATE` transaction, so
@@ -78,6 +78,13 @@ CREATE INDEX outbox_pending_by_chat ON outbox (chat_id) WHERE state = 'pending';
 CREATE INDEX outbox_by_announcement_state ON outbox (announcement_id, state);
 ";
 
+/// v3: outbox rows are leased by a delivery worker, so that several
+/// workers (processes) on one database never send the same row.
+const V3_LEASES: &str = "
+ALTER TABLE outbox ADD COLUMN leased_by TEXT;
+ALTER TABLE outbox ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -90,10 +97,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "announcements and outbox",
         sql: V2_ANNOUNCEMENTS,
     },
+    Migration {
+        version: 3,
+        name: "outbox leases",
+        sql: V3_LEASES,
+    },
 ];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 /// Read `PRAGMA user_version`.
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -9,22 +9,94 @@
 //! - **the outbox**: one row per (announcement, chat), `Pending` until the
 //!   delivery worker ([`crate::broadcast`]) records what Telegram answered.
 //!
-//! The trait is synchronous (SQLite is) and object-safe; the bot holds an
+//! The trait is synchronous and object-safe; the bot holds an
 //! `Arc<dyn Store>` and calls it from async code through
-//! [`tokio::task::spawn_blocking`]. [`SqliteStore`] is the one implementation;
-//! a server database for several bot instances would be a second one, with
-//! no change to the handlers or the delivery worker.
+//! [`tokio::task::spawn_blocking`]. Two implementations:
+//!
+//! - [`SqliteStore`], the embedded default: one file, one bot process (and
+//!   the command line beside it);
+//! - [`PgStore`], PostgreSQL, for several bot processes on several
+//!   machines: they lease outbox rows to each other, share one send budget
+//!   ([`SharedBudget`]) and elect one poller ([`PollerElection`]).
+//!
+//! [`open`] picks one from the `REPORTBOT_DB` setting ([`Database`]).
 //!
 //! Times are Unix seconds (`i64`) unless a name says otherwise.
 
+pub mod election;
 pub mod migrations;
+pub mod postgres;
 mod sqlite;
 
+pub use election::PollerElection;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The database `REPORTBOT_DB` (or `storage.database`) names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A file (created if missing): the embedded default.
+    Sqlite(PathBuf),
+    /// `postgres://USER@HOST:PORT/DB` (or `postgresql://…`): a server
+    /// several instances share.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL (checked here,
+    /// so a typo stops start-up with the reason); anything else is a
+    /// SQLite file path.
+    pub fn parse(value: &str) -> Result<Database, String> {
+        let v = value.trim();
+        let lower = v.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            v.parse::<::postgres::Config>()
+                .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+            Ok(Database::Postgres(v.to_string()))
+        } else if v.is_empty() {
+            Err("empty".into())
+        } else {
+            Ok(Database::Sqlite(PathBuf::from(value)))
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+/// Never shows a password.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match url.parse::<::postgres::Config>() {
+                Ok(config) => write!(f, "postgres://{}", postgres::display_name(&config)),
+                Err(_) => f.write_str("postgres://(invalid)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+/// Open the store `database` names (creating or migrating its schema).
+pub fn open(database: &Database) -> StoreResult<Arc<dyn Store>> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        Database::Postgres(url) => Arc::new(PgStore::open(url)?),
+    })
+}
 
 /// Identifies an announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +158,11 @@ pub enum StoreError {
     /// A stored value could not be understood (hand-edited file?).
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The database cannot be used right now (its file was deleted under
+    /// the running program, the server is unreachable …); nothing was
+    /// changed, and trying again later may work.
+    #[error("database temporarily unavailable: {0}")]
+    Unavailable(String),
     /// Any other error of the database.
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -337,6 +414,43 @@ pub struct DeliveryInfo {
     pub sent_at: Option<i64>,
     /// Telegram's message id once sent.
     pub message_id: Option<i32>,
+    /// The delivery worker holding the row (see [`Store::lease_pending`]);
+    /// once sent, the one that sent it.
+    pub leased_by: Option<String>,
+}
+
+/// The answer of [`Store::begin_send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeginSend {
+    /// Send it now: the row is pending and leased to this worker.
+    Send,
+    /// Do not: it was settled meanwhile (cancelled, blocked …) or another
+    /// worker took it after this worker's lease expired.
+    Skip,
+    /// A pause shared by every instance (a 429) is in force for this long:
+    /// wait for a new slot. (Only stores with a [`SharedBudget`].)
+    Paused(Duration),
+}
+
+/// A send budget shared by every process that uses the same database: one
+/// "next slot" and one pause for all of them, by the database's clock.
+///
+/// Slots are evenly spaced at the configured interval (GCRA style: a slot is
+/// booked by moving the shared "next slot" on by one interval), a chat's
+/// slots are at least `per_chat` apart, and nothing is booked inside a pause.
+pub trait SharedBudget: Send + Sync {
+    /// Book the next slot for a send (to `chat`, if the per-chat gap
+    /// applies). Returns how long from now the slot is (zero if it is now).
+    fn book_slot(
+        &self,
+        chat: Option<i64>,
+        interval: Duration,
+        per_chat: Duration,
+    ) -> StoreResult<Duration>;
+
+    /// No instance sends anything for `wait` from now (Telegram's 429
+    /// `retry_after`). Extends, never shortens, a pause in force.
+    fn pause_all(&self, wait: Duration) -> StoreResult<()>;
 }
 
 /// Storage of subscribers, announcements and the outbox.
@@ -427,6 +541,25 @@ pub trait Store: Send + Sync {
     /// subscribers there are.
     fn next_pending(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
 
+    /// Lease up to `limit` due pending deliveries to `worker` for `lease`,
+    /// in outbox order: rows no worker holds, rows whose lease expired (their
+    /// worker died), and rows `worker` holds already (their lease renewed).
+    /// Several workers (processes) on one database each get their own rows.
+    fn lease_pending(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// Right before a send: is the delivery still pending and this worker's
+    /// (or free, its lease expired)? If so its lease is renewed for `lease`.
+    fn begin_send(&self, id: DeliveryId, worker: &str, lease: Duration) -> StoreResult<BeginSend>;
+
+    /// Give up every lease of `worker` (a clean shutdown): other workers may
+    /// take those rows at once instead of after the lease.
+    fn release_leases(&self, worker: &str) -> StoreResult<u64>;
+
     fn delivery(&self, id: DeliveryId) -> StoreResult<Option<DeliveryInfo>>;
 
     /// Telegram answered OK. One UPDATE, whatever the row's state (the
@@ -445,6 +578,23 @@ pub trait Store: Send + Sync {
     /// Telegram will not deliver to this chat: the delivery becomes
     /// `Blocked`, and [`Store::mark_chat_blocked`] is applied to its chat.
     fn mark_blocked(&self, id: DeliveryId, reason: &str) -> StoreResult<()>;
+
+    // ----- several instances on one database -----------------------------
+
+    /// The send budget shared by every process on this database, if the
+    /// store has one (PostgreSQL). Without one, each process paces itself.
+    fn shared_budget(&self) -> Option<&dyn SharedBudget> {
+        None
+    }
+
+    /// Take part in the election of the one process that polls Telegram
+    /// for updates (`name` tells bots on one database apart), if several
+    /// processes can share this database (PostgreSQL). `None`: this process
+    /// is the only one, and polls.
+    fn poller_election(&self, name: &str) -> StoreResult<Option<PollerElection>> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -476,6 +626,25 @@ mod tests {
         assert_eq!(Language::from_language_code(Some("zh-hans")), Language::Zh);
         assert_eq!(Language::from_language_code(Some("e")), Language::Zh);
         assert_eq!(Language::from_language_code(None), Language::Zh);
+    }
+
+    #[test]
+    fn database_urls_select_postgres_and_anything_else_is_a_file() {
+        assert_eq!(
+            Database::parse("reportbot.db"),
+            Ok(Database::Sqlite("reportbot.db".into()))
+        );
+        assert_eq!(
+            Database::parse("/var/lib/bot/postgres.db"),
+            Ok(Database::Sqlite("/var/lib/bot/postgres.db".into()))
+        );
+        let pg = Database::parse("postgres://bot:secret@db.local:5433/reportbot");
+        assert!(matches!(&pg, Ok(Database::Postgres(_))), "{pg:?}");
+        let shown = pg.map(|d| d.to_string()).unwrap_or_default();
+        assert_eq!(shown, "postgres://bot@db.local:5433/reportbot");
+        assert!(Database::parse("postgresql://u@h/d").is_ok_and(|d| d.is_postgres()));
+        assert!(Database::parse("postgres://u@h:notaport/d").is_err());
+        assert!(Database::parse("  ").is_err());
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The Telegram transport: long polling with teloxide, a dptree table of what
-//! the bot does, graceful shutdown on SIGINT/SIGTERM.
+//! the bot does, graceful shutdown on SIGINT/SIGTERM. With several instances
+//! on one PostgreSQL database, only the elected one polls
+//! ([`crate::store::PollerElection`]); every instance delivers announcements.
 
 mod commands;
 mod conversations;
+pub mod errors;
 mod flood;
 mod handlers;
 pub mod keyboards;
@@ -33,6 +36,9 @@ pub struct App {
     pub flood: FloodGuard,
     pub conversations: Conversations,
     pub retry: RetryPolicy,
+    /// Whether this instance polls Telegram now (the only one, or elected
+    /// among several): only the poller edits admins' progress messages.
+    poller: std::sync::atomic::AtomicBool,
     /// What each message a button edits shows now, so a double tap does not
     /// send an edit that changes nothing (Telegram refuses those).
     shown: std::sync::Mutex<std::collections::HashMap<(i64, i32), u64>>,
@@ -53,8 +59,19 @@ impl App {
             },
             store,
             settings,
+            poller: std::sync::atomic::AtomicBool::new(true),
             shown: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Whether this instance polls Telegram now.
+    pub fn is_poller(&self) -> bool {
+        self.poller.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_poller(&self, poller: bool) {
+        self.poller
+            .store(poller, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Record that a message now shows `content`; false if it already did.
@@ -157,6 +174,66 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         background.push(tokio::spawn(reload::watch(Arc::clone(&app), dir, stop_rx)));
     }
 
+    // A signal stops polling (if this instance polls), then everything else.
+    let (signal_tx, mut signalled) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    // Several instances on one database: the elected one polls, the others
+    // deliver announcements and wait to take over.
+    let mut election = {
+        let store = Arc::clone(&app.store);
+        let name = format!("bot {}", me.id);
+        tokio::task::spawn_blocking(move || store.poller_election(&name)).await??
+    };
+    app.set_poller(election.is_none());
+    loop {
+        if let Some(e) = election.as_mut() {
+            tracing::info!("waiting to be elected to poll; delivering announcements meanwhile");
+            tokio::select! {
+                _ = e.until_leader() => {}
+                _ = signalled.wait_for(|s| *s) => break,
+            }
+        }
+        app.set_poller(true);
+        let lost = async {
+            match election.as_mut() {
+                Some(e) => e.until_lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped_by = poll(&app, &bot, &me, &mut signalled, lost).await;
+        app.set_poller(false);
+        if stopped_by == PollingStop::Signal {
+            break;
+        }
+        tracing::warn!("no longer the elected poller: polling stopped until elected again");
+    }
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum PollingStop {
+    Signal,
+    LostElection,
+}
+
+/// Poll and dispatch updates until a signal, or until `lost` (the poller
+/// lock) resolves. Either way polling stops, handlers in flight finish and
+/// the offset is confirmed.
+async fn poll(
+    app: &Arc<App>,
+    bot: &Bot,
+    me: &teloxide::types::Me,
+    signalled: &mut tokio::sync::watch::Receiver<bool>,
+    lost: impl std::future::Future<Output = ()>,
+) -> PollingStop {
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(handlers::on_message))
         .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
@@ -164,27 +241,13 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         .branch(Update::filter_my_chat_member().endpoint(subscriptions::on_member_update));
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
-        .dependencies(dptree::deps![Arc::clone(&app), me])
+        .dependencies(dptree::deps![Arc::clone(app), me.clone()])
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(
             "an update handler failed",
         ))
         .build();
     let token = dispatcher.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        // Stops polling, lets in-flight handlers finish, confirms the offset.
-        loop {
-            match token.shutdown() {
-                Ok(done) => {
-                    done.await;
-                    break;
-                }
-                // Not running yet: try again in a moment.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
     let listener = Polling::builder(bot.clone())
         .timeout(Duration::from_secs(
             app.settings.telegram.polling_timeout_secs,
@@ -192,18 +255,31 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         .delete_webhook()
         .await
         .build();
-    dispatcher
-        .dispatch_with_listener(
-            listener,
-            LoggingErrorHandler::with_custom_text("polling failed"),
-        )
-        .await;
-    let _ = stop_tx.send(true);
-    for task in background {
-        let _ = task.await;
+    let dispatch = dispatcher.dispatch_with_listener(
+        listener,
+        LoggingErrorHandler::with_custom_text("polling failed"),
+    );
+    tokio::pin!(dispatch, lost);
+    let stop = tokio::select! {
+        _ = &mut dispatch => return PollingStop::Signal,
+        _ = signalled.wait_for(|s| *s) => PollingStop::Signal,
+        _ = &mut lost => PollingStop::LostElection,
+    };
+    // Stops polling, lets in-flight handlers finish, confirms the offset.
+    loop {
+        match token.shutdown() {
+            Ok(done) => {
+                tokio::join!(done, &mut dispatch);
+                break;
+            }
+            // Not running yet: try again in a moment.
+            Err(_) => tokio::select! {
+                _ = &mut dispatch => break,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            },
+        }
     }
-    tracing::info!("stopped");
-    Ok(())
+    stop
 }
 
 async fn register_menu(bot: &Bot, app: &App) {

@@ -5,6 +5,7 @@
 //! reports the error, so every attempt runs under a short time limit; a 429
 //! comes back as `RetryAfter`, which is waited out without counting as an attempt.
 
+use super::errors::{SendError, classify};
 use std::future::Future;
 use std::time::Duration;
 use teloxide::RequestError;
@@ -100,40 +101,6 @@ pub enum SendFailure {
     Failed(String),
 }
 
-fn is_gone(e: &RequestError) -> bool {
-    use teloxide::ApiError::*;
-    matches!(
-        e,
-        RequestError::Api(
-            BotBlocked
-                | ChatNotFound
-                | UserDeactivated
-                | BotKicked
-                | BotKickedFromSupergroup
-                | BotKickedFromChannel
-                | CantInitiateConversation
-                | CantTalkWithBots
-                | GroupDeactivated
-        )
-    )
-}
-
-fn is_transient(e: &RequestError) -> bool {
-    match e {
-        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => true,
-        // teloxide reports a 5xx as an unknown API error with the description.
-        RequestError::Api(teloxide::ApiError::Unknown(text)) => {
-            let t = text.to_ascii_lowercase();
-            t.contains("internal")
-                || t.contains("gateway")
-                || t.contains("unavailable")
-                || t.contains("server")
-                || t.contains("timeout")
-        }
-        _ => false,
-    }
-}
-
 /// Run one request with retries: 429 waits `retry_after`; 5xx, timeouts and
 /// network errors back off and retry up to `attempts` times.
 pub async fn with_retry<T, F, Fut>(
@@ -161,9 +128,12 @@ where
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Ok(Err(e)) if is_gone(&e) => return Err(SendFailure::Gone(e)),
-            Ok(Err(e)) if is_transient(&e) => e.to_string(),
-            Ok(Err(e)) => return Err(SendFailure::Failed(e.to_string())),
+            // The same classifier as announcements (`super::errors`).
+            Ok(Err(e)) => match classify(&e) {
+                SendError::Blocked(_) => return Err(SendFailure::Gone(e)),
+                SendError::Transient(_) => e.to_string(),
+                _ => return Err(SendFailure::Failed(e.to_string())),
+            },
             Err(_) => format!("no answer within {:?}", policy.attempt_timeout),
         };
         attempt += 1;

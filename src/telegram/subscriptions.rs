@@ -72,8 +72,8 @@ async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool 
 fn store_trouble(lang: Lang) -> String {
     t(
         lang,
-        "抱歉,订阅服务暂时出错,请稍后再试。",
-        "Sorry, subscriptions are not available right now; please try again later.",
+        "抱歉,订阅服务暂时不可用,请稍后再试。",
+        "Sorry, subscriptions are temporarily unavailable; please try again later.",
     )
 }
 
@@ -433,6 +433,11 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
         tokio::select! {
             _ = tokio::time::sleep(app.settings.broadcast.progress_interval()) => {}
             _ = stop.changed() => return,
+        }
+        // With several instances, the poller edits; the others would only
+        // repeat its edits against the admin chat's rate limit.
+        if !app.is_poller() {
+            continue;
         }
         let known: Vec<i64> = watched.keys().copied().collect();
         // The worker may finish an announcement between two looks: those

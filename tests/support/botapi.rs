@@ -87,6 +87,10 @@ pub struct Options {
     pub global_per_sec: Option<u32>,
     /// Same, per chat. Default: off.
     pub per_chat_per_sec: Option<u32>,
+    /// Like Telegram, one getUpdates consumer: a new long poll ends the one
+    /// in flight with 409 Conflict ("terminated by other getUpdates
+    /// request"), counted in [`BotApiHandle::conflicts`]. Default: off.
+    pub single_consumer: bool,
     /// Keep every [`Call`] (method, params, …). Turn off in huge benchmarks
     /// to save memory; sent messages and counters are always kept.
     pub record_calls: bool,
@@ -100,6 +104,7 @@ impl Default for Options {
         Options {
             global_per_sec: None,
             per_chat_per_sec: None,
+            single_consumer: false,
             record_calls: true,
             bot_id: BOT_ID,
             bot_username: BOT_USERNAME.to_string(),
@@ -562,6 +567,9 @@ struct St {
     rl_chat: HashMap<i64, VecDeque<Instant>>,
     polls_in_flight: usize,
     polls_started: u64,
+    /// The newest long poll (with `single_consumer`); older ones end in 409.
+    poll_generation: u64,
+    conflicts: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1189,6 +1197,17 @@ impl BotApiHandle {
         .unwrap_or_else(|| self.inline_answers())
     }
 
+    /// Long polls ended with 409 Conflict because another one began
+    /// (`Options::single_consumer`): two bot instances polling at once.
+    pub fn conflicts(&self) -> u64 {
+        self.lock().conflicts
+    }
+
+    /// getUpdates requests started so far.
+    pub fn polls_started(&self) -> u64 {
+        self.lock().polls_started
+    }
+
     /// getUpdates requests currently being held (long polling).
     pub fn polls_in_flight(&self) -> usize {
         self.lock().polls_in_flight
@@ -1340,6 +1359,15 @@ impl BotApiHandle {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
         let mut rx = self.inner.updates_tx.subscribe();
         let _in_flight = PollGuard::new(self);
+        let generation = {
+            let mut st = self.lock();
+            st.poll_generation += 1;
+            st.poll_generation
+        };
+        if self.inner.opts.single_consumer {
+            // Wake the poll in flight, if any: it is now the older one.
+            self.bump_updates();
+        }
         {
             let mut st = self.lock();
             if offset > 0 {
@@ -1360,7 +1388,18 @@ impl BotApiHandle {
         }
         loop {
             {
-                let st = self.lock();
+                let mut st = self.lock();
+                if self.inner.opts.single_consumer && st.poll_generation != generation {
+                    st.conflicts += 1;
+                    return Err(ApiErr {
+                        status: 409,
+                        description: "Conflict: terminated by other getUpdates request; make \
+                                      sure that only one bot instance is running"
+                            .into(),
+                        retry_after: None,
+                        kind: ErrKind::Injected,
+                    });
+                }
                 let start = st.updates.partition_point(|(id, _)| *id < offset);
                 let out: Vec<Value> = st
                     .updates

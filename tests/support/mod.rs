@@ -7,3 +7,4 @@
 pub mod app;
 pub mod botapi;
 pub mod html;
+pub mod pg;

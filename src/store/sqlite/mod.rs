@@ -12,13 +12,18 @@
 //! - One connection behind a mutex: every trait method is one short
 //!   transaction, and the bot's load (tens of writes a second) is far below
 //!   what one connection does.
+//! - Before each use the store checks that the file it has open is still
+//!   the file at its path ([`file`]): a deleted database is written back
+//!   from the open connection instead of silently swallowing every write.
+
+mod file;
 
 use super::migrations;
 use super::{
-    Announcement, AnnouncementId, AnnouncementState, ChatKind, Confirmed, Created, Delivery,
-    DeliveryId, DeliveryInfo, DeliveryState, Language, NewAnnouncement, NewSubscriber, Origin,
-    Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber, SubscriberCounts,
-    SubscriberStatus,
+    Announcement, AnnouncementId, AnnouncementState, BeginSend, ChatKind, Confirmed, Created,
+    Delivery, DeliveryId, DeliveryInfo, DeliveryState, Language, NewAnnouncement, NewSubscriber,
+    Origin, Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber,
+    SubscriberCounts, SubscriberStatus,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql, TransactionBehavior, params};
@@ -99,14 +104,31 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
 /// The SQLite store. Cheap to share: wrap it in an `Arc`.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    open: Mutex<OpenFile>,
     path: Option<PathBuf>,
+}
+
+/// The connection and the identity of the file it opened (`None` in memory).
+struct OpenFile {
+    conn: Connection,
+    file: Option<file::FileId>,
+}
+
+impl std::ops::Deref for OpenFile {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -121,6 +143,17 @@ impl SqliteStore {
     /// Open (or create) the database file and bring its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         let path = path.as_ref();
+        let conn = Self::open_file(path)?;
+        Ok(SqliteStore {
+            open: Mutex::new(OpenFile {
+                conn,
+                file: file::file_id(path),
+            }),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    fn open_file(path: &Path) -> StoreResult<Connection> {
         let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.display().to_string(),
             source: e,
@@ -140,10 +173,7 @@ impl SqliteStore {
             StoreError::Database(source) => open_err(source),
             other => other,
         })?;
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            path: Some(path.to_path_buf()),
-        })
+        Ok(conn)
     }
 
     /// A private in-memory database (tests, dry runs).
@@ -151,7 +181,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory()?;
         Self::prepare(&mut conn)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            open: Mutex::new(OpenFile { conn, file: None }),
             path: None,
         })
     }
@@ -171,22 +201,90 @@ impl SqliteStore {
 
     /// `PRAGMA user_version` of the open database.
     pub fn schema_version(&self) -> StoreResult<i64> {
-        Ok(migrations::schema_version(&self.lock())?)
+        self.read(|c| Ok(migrations::schema_version(c)?))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, OpenFile> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so the connection is still sound.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection, once it is certain to be the file at the path.
+    fn checked(&self) -> StoreResult<MutexGuard<'_, OpenFile>> {
+        let mut open = self.lock();
+        if let Some(change) = self.file_change(&open) {
+            self.recover(&mut open, change)?;
+            return Err(StoreError::Unavailable(format!(
+                "the database file was {} while open; it has been {}, try again",
+                match change {
+                    file::Change::Deleted => "deleted",
+                    file::Change::Replaced => "replaced",
+                },
+                match change {
+                    file::Change::Deleted => "written back from the open connection",
+                    file::Change::Replaced => "reopened",
+                }
+            )));
+        }
+        Ok(open)
+    }
+
+    fn file_change(&self, open: &OpenFile) -> Option<file::Change> {
+        file::check(self.path.as_deref()?, open.file)
+    }
+
+    /// The file at the path is not ours any more: bring it back (deleted)
+    /// or take the new one (replaced), and reopen.
+    fn recover(&self, open: &mut OpenFile, change: file::Change) -> StoreResult<()> {
+        let Some(path) = self.path.as_deref() else {
+            return Ok(());
+        };
+        tracing::error!(
+            path = %path.display(),
+            ?change,
+            "the database file is no longer the one this process opened; recovering"
+        );
+        if change == file::Change::Deleted {
+            file::restore_to(&open.conn, path)?;
+        }
+        let conn = Self::open_file(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot reopen the database: {e}")))?;
+        *open = OpenFile {
+            conn,
+            file: file::file_id(path),
+        };
+        tracing::warn!(path = %path.display(), "database reopened");
+        Ok(())
+    }
+
+    /// Run `f` on the connection (reads).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let open = self.checked()?;
+        f(&open.conn)
     }
 
     /// Run `f` in a `BEGIN IMMEDIATE` transaction (takes the write lock at
     /// once, so `busy_timeout` applies instead of a deadlock-style failure).
+    ///
+    /// If the file went away between the check and the commit, the commit
+    /// landed in the old file only: it is written back at once, so what the
+    /// caller confirms is on disk; if that fails, the call fails.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut open = self.checked()?;
+        let tx = open
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        if let Some(change) = self.file_change(&open) {
+            self.recover(&mut open, change)?;
+            if change == file::Change::Replaced {
+                return Err(StoreError::Unavailable(
+                    "the database file was replaced during a write; try again".into(),
+                ));
+            }
+        }
         Ok(out)
     }
 }
@@ -433,7 +531,7 @@ impl Store for SqliteStore {
 
     fn is_subscribed(&self, chat_id: i64) -> StoreResult<bool> {
         let status: Option<SubscriberStatus> = self
-            .lock()
+            .checked()?
             .row(
                 "SELECT status FROM subscribers WHERE chat_id = ?1",
                 [chat_id],
@@ -445,7 +543,7 @@ impl Store for SqliteStore {
 
     fn subscriber(&self, chat_id: i64) -> StoreResult<Option<Subscriber>> {
         Ok(self
-            .lock()
+            .checked()?
             .row(
                 "SELECT chat_id, kind, language, status, subscribed_at, updated_at, reason
                  FROM subscribers WHERE chat_id = ?1",
@@ -466,7 +564,7 @@ impl Store for SqliteStore {
     }
 
     fn counts(&self) -> StoreResult<SubscriberCounts> {
-        let conn = self.lock();
+        let conn = self.checked()?;
         let mut stmt =
             conn.prepare_cached("SELECT status, COUNT(*) FROM subscribers GROUP BY status")?;
         let mut rows = stmt.query([])?;
@@ -587,7 +685,7 @@ impl Store for SqliteStore {
 
     fn announcement(&self, id: AnnouncementId) -> StoreResult<Option<Announcement>> {
         let row = self
-            .lock()
+            .checked()?
             .row(
                 &format!("SELECT {ANNOUNCEMENT_COLUMNS} FROM announcements WHERE id = ?1"),
                 [id.0],
@@ -598,7 +696,7 @@ impl Store for SqliteStore {
     }
 
     fn pending_announcements(&self) -> StoreResult<Vec<Announcement>> {
-        let conn = self.lock();
+        let conn = self.checked()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ANNOUNCEMENT_COLUMNS} FROM announcements WHERE state = 'queued' ORDER BY id"
         ))?;
@@ -611,7 +709,7 @@ impl Store for SqliteStore {
     }
 
     fn progress(&self, id: AnnouncementId) -> StoreResult<Progress> {
-        let conn = self.lock();
+        let conn = self.checked()?;
         announcement_state(&conn, id)?;
         let mut stmt = conn.prepare_cached(
             "SELECT state, COUNT(*) FROM outbox WHERE announcement_id = ?1 GROUP BY state",
@@ -666,7 +764,7 @@ impl Store for SqliteStore {
 
     fn next_pending(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let conn = self.lock();
+        let conn = self.checked()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, announcement_id, chat_id, attempts FROM outbox INDEXED BY outbox_pending
              WHERE state = 'pending' AND not_before_ms <= ?1
@@ -685,10 +783,10 @@ impl Store for SqliteStore {
 
     fn delivery(&self, id: DeliveryId) -> StoreResult<Option<DeliveryInfo>> {
         Ok(self
-            .lock()
+            .checked()?
             .row(
                 "SELECT id, announcement_id, chat_id, state, attempts, last_error, not_before_ms,
-                        sent_at, message_id
+                        sent_at, message_id, leased_by
                  FROM outbox WHERE id = ?1",
                 [id.0],
                 |r| {
@@ -702,16 +800,74 @@ impl Store for SqliteStore {
                         not_before_ms: r.get(6)?,
                         sent_at: r.get(7)?,
                         message_id: r.get(8)?,
+                        leased_by: r.get(9)?,
                     })
                 },
             )
             .optional()?)
     }
 
+    fn lease_pending(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Delivery>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now = now_millis();
+        let until = now.saturating_add(millis(lease));
+        self.write(|c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET leased_by = ?1, lease_until_ms = ?2
+                 WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_pending
+                              WHERE state = 'pending' AND not_before_ms <= ?3
+                                AND (leased_by IS NULL OR leased_by = ?1 OR lease_until_ms <= ?3)
+                              ORDER BY id LIMIT ?4)
+                 RETURNING id, announcement_id, chat_id, attempts",
+            )?;
+            let rows = stmt.query_map(params![worker, until, now, limit], |r| {
+                Ok(Delivery {
+                    id: DeliveryId(r.get(0)?),
+                    announcement_id: AnnouncementId(r.get(1)?),
+                    chat_id: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })?;
+            let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+            // RETURNING does not promise an order.
+            out.sort_unstable_by_key(|d| d.id);
+            Ok(out)
+        })
+    }
+
+    fn begin_send(&self, id: DeliveryId, worker: &str, lease: Duration) -> StoreResult<BeginSend> {
+        let now = now_millis();
+        let n = self.checked()?.exec(
+            "UPDATE outbox SET leased_by = ?2, lease_until_ms = ?3
+             WHERE id = ?1 AND state = 'pending'
+               AND (leased_by IS NULL OR leased_by = ?2 OR lease_until_ms <= ?4)",
+            params![id.0, worker, now.saturating_add(millis(lease)), now],
+        )?;
+        Ok(if n == 1 {
+            BeginSend::Send
+        } else {
+            BeginSend::Skip
+        })
+    }
+
+    fn release_leases(&self, worker: &str) -> StoreResult<u64> {
+        let n = self.checked()?.exec(
+            "UPDATE outbox SET leased_by = NULL, lease_until_ms = 0
+             WHERE state = 'pending' AND leased_by = ?1",
+            [worker],
+        )?;
+        Ok(n as u64)
+    }
+
     fn mark_sent(&self, id: DeliveryId, message_id: i32) -> StoreResult<()> {
         // Recorded whatever the row's state: Telegram did deliver it, even if
         // the announcement was cancelled while the request was in flight.
-        let n = self.lock().exec(
+        let n = self.checked()?.exec(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, message_id = ?3, last_error = NULL
              WHERE id = ?1",
             params![id.0, now_secs(), message_id],
@@ -727,7 +883,8 @@ impl Store for SqliteStore {
         self.write(|c| {
             let attempts: Option<u32> = c
                 .row(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, not_before_ms = ?3
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, not_before_ms = ?3,
+                         leased_by = NULL, lease_until_ms = 0
                      WHERE id = ?1 AND state = 'pending' RETURNING attempts",
                     params![id.0, error, now_millis().saturating_add(delay)],
                     |r| r.get(0),
