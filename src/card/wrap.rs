@@ -115,8 +115,7 @@ fn cut(run: &str, max_width: f32, width_of: &impl Fn(char) -> f32) -> Vec<usize>
             w += width_of(chars[next].1);
             next += 1;
         }
-        let forbidden =
-            |at: usize| no_break_before(chars[at].1) || no_break_after(chars[at - 1].1);
+        let forbidden = |at: usize| no_break_before(chars[at].1) || no_break_after(chars[at - 1].1);
         if next < chars.len() && forbidden(next) {
             // Move the cut earlier; if this line has no allowed place, let
             // it run over to the next allowed place rather than start a line
