@@ -1,8 +1,11 @@
 //! The release bot as a process, against the local fake Bot API server:
-//! start-up time, memory, reply latency for a burst of users, broadcast rate
-//! and memory at 10,000 and 100,000 subscribers, and resume time after kill -9.
+//! start-up time, memory, reply latency for a burst of users, a burst of
+//! 1,000 users under Telegram's rate limits, broadcast rate and memory at
+//! 10,000 and 100,000 subscribers, and resume time after kill -9.
 //!
-//! Run with `cargo bench --bench bot` (takes about seven minutes).
+//! Run with `cargo bench --bench bot` (takes about eight minutes), or only
+//! some parts: `cargo bench --bench bot -- interactive burst` (parts:
+//! `interactive`, `burst`, `broadcast`).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -103,6 +106,72 @@ async fn interactive() {
     );
 }
 
+/// 1,000 users, one question each, at once, while the server enforces
+/// Telegram's limits (1 message a second per chat, 30 a second overall):
+/// everybody answered, how long it takes, the bot's peak memory, and that
+/// the bot caused no 429.
+async fn burst(users: u64, config: Option<&str>) {
+    let app = spawn_app_with(AppOptions {
+        api: Options {
+            per_chat_per_sec: Some(1),
+            global_per_sec: Some(30),
+            ..Options::default()
+        },
+        config: config.map(str::to_string),
+        ..AppOptions::default()
+    })
+    .await;
+    let pid = app.pid().expect("running");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = status_kb(pid, "VmRSS:");
+    let api = app.api.handle();
+    let questions = [
+        "个人一等奖是谁",
+        "李斌获得了什么奖",
+        "工行获得了哪些奖",
+        "怎么防止老人被骗",
+        "What did Li Bin win?",
+    ];
+    let started = Instant::now();
+    for i in 0..users {
+        let chat = 300_000 + i as i64;
+        let user = UserSpec::new(chat as u64, "B");
+        api.send_text(
+            &ChatSpec::private(chat),
+            &user,
+            questions[i as usize % questions.len()],
+        );
+    }
+    let mut peak_sampled = 0;
+    let deadline = Instant::now() + Duration::from_secs(users / 10 + 60);
+    while api.total_sent() < users && Instant::now() < deadline {
+        peak_sampled = peak_sampled.max(status_kb(pid, "VmRSS:"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    let msgs = api.all_sent_messages();
+    let mut chats: Vec<i64> = msgs.iter().map(|m| m.chat_id).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    let mut lat: Vec<Duration> = msgs.iter().map(|m| m.at.duration_since(started)).collect();
+    lat.sort();
+    println!(
+        "burst of {users} users under Telegram's limits{}: {} of {users} answered in {:.1} s ({:.1}/s), reply after p50 {:.1} s / p99 {:.1} s, 429s caused: {}, RSS idle {}, peak RSS {} (VmHWM)",
+        config.map_or(String::new(), |c| format!(
+            " ({})",
+            c.trim().replace('\n', " ")
+        )),
+        chats.len(),
+        took.as_secs_f64(),
+        chats.len() as f64 / took.as_secs_f64(),
+        pct(&lat, 0.5).as_secs_f64(),
+        pct(&lat, 0.99).as_secs_f64(),
+        api.violations(),
+        mib(idle),
+        mib(status_kb(pid, "VmHWM:").max(peak_sampled)),
+    );
+}
+
 async fn broadcast(subscribers: i64, rate: f64, in_flight: usize, kill_after: Option<u64>) {
     let opts = AppOptions {
         api: Options {
@@ -187,8 +256,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     rt.block_on(async {
-        interactive().await;
+        if run("interactive") {
+            interactive().await;
+        }
+        if run("burst") {
+            burst(1_000, None).await;
+        }
+        if run("burst-in-progress") {
+            for n in [16, 256] {
+                burst(1_000, Some(&format!("[telegram]\nmax_in_progress = {n}\n"))).await;
+            }
+        }
+        if !run("broadcast") {
+            return;
+        }
         // At Telegram's own pace (the product default).
         broadcast(1_000, 25.0, 1, None).await;
         // "Limit raised" on the local server: a rate this 2-core machine can

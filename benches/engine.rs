@@ -9,8 +9,14 @@ use reportbot::Engine;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// Every single question of both question sets (names, prizes, facts, tips
+/// and the question forms: yes/no, counts, comparisons, several at once).
 fn questions() -> Vec<String> {
-    let text = include_str!("../tests/questions/cases.jsonl");
+    let text = [
+        include_str!("../tests/questions/cases.jsonl"),
+        include_str!("../tests/questions/forms.jsonl"),
+    ]
+    .concat();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("q").and_then(|q| q.as_str()).map(str::to_string))
@@ -131,6 +137,12 @@ fn main() {
         ("unknown", "张伟获得了什么奖"),
         ("tips", "怎么防止老人被冒充快递的骗"),
         ("offtopic", "今天天气怎么样"),
+        ("verdict", "戚迎是保险组的吗"),
+        ("count", "银行组团体三等奖有几个队"),
+        ("compare", "俞辉和吴峰谁的奖更好"),
+        ("rank", "哪家保险公司获奖最多"),
+        ("two_questions", "大赛哪天举行的,在哪里?"),
+        ("similar", "蔡寒真得了什么奖"),
     ] {
         c.bench_function(&format!("ask/{name}"), |b| {
             b.iter(|| engine.ask(black_box(q)))

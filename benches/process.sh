@@ -10,7 +10,8 @@ trap 'rm -rf "$work"' EXIT
 # 20,000 questions: the test question set repeated.
 python3 - "$work/q.txt" <<'PY'
 import json, sys
-qs = [json.loads(l)["q"] for l in open("tests/questions/cases.jsonl", encoding="utf-8") if l.strip()]
+qs = [json.loads(l)["q"] for f in ("tests/questions/cases.jsonl", "tests/questions/forms.jsonl")
+      for l in open(f, encoding="utf-8") if l.strip()]
 qs = [q.replace("\n", " ") for q in qs]
 out = [qs[i % len(qs)] for i in range(20000)]
 open(sys.argv[1], "w", encoding="utf-8").write("\n".join(out) + "\n")

@@ -88,6 +88,11 @@ pub enum Command {
         /// City of the final (default: from the same sentence).
         #[arg(long)]
         city: Option<String>,
+        /// A prizes.json declaring prizes beyond the standard five that the page names
+        /// (id, English label, rank, aliases); declarations of the reports already in the
+        /// data directory are used too, so one prize keeps one id.
+        #[arg(long)]
+        prizes: Option<PathBuf>,
         /// Print the summary and write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -108,6 +113,8 @@ pub struct ImportArgs<'a> {
     pub report: &'a std::path::Path,
     pub out: &'a std::path::Path,
     pub options: crate::import::ImportOptions,
+    /// A prizes.json to use for new prize names (before those of the data directory).
+    pub prizes: Option<&'a std::path::Path>,
     pub dry_run: bool,
     pub overwrite: bool,
     pub allow_problems: bool,
@@ -123,7 +130,9 @@ pub fn import(args: ImportArgs<'_>) -> anyhow::Result<Option<String>> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow::anyhow!("{}: not a file name", args.report.display()))?;
-    let imported = import_report_with(&text, name, &args.options)
+    let mut options = args.options.clone();
+    options.prizes = known_prizes(args.prizes, args.out)?;
+    let imported = import_report_with(&text, name, &options)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.report.display()))?;
     let m = &imported.meta;
     let read_as = match &imported.original {
@@ -162,6 +171,33 @@ pub fn import(args: ImportArgs<'_>) -> anyhow::Result<Option<String>> {
     // Prove the directory loads as the bot will load it.
     crate::knowledge::Knowledge::load_dir(args.out)?;
     Ok(Some(imported.meta.id.clone()))
+}
+
+/// Prize declarations an import should follow: the `--prizes` file, then
+/// those of the reports already in the data directory (one id, one prize).
+fn known_prizes(
+    file: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<crate::knowledge::PrizeDecl>> {
+    let mut files: Vec<std::path::PathBuf> = file.into_iter().map(|f| f.to_path_buf()).collect();
+    if let Ok(entries) = std::fs::read_dir(out.join("reports")) {
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("prizes.json"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    let mut known: Vec<crate::knowledge::PrizeDecl> = Vec::new();
+    for path in files {
+        for d in crate::knowledge::read_prizes(&path)? {
+            if !known.iter().any(|k| k.id == d.id || k.zh == d.zh) {
+                known.push(d);
+            }
+        }
+    }
+    Ok(known)
 }
 
 /// `import --publish`: announce the report once (publishing again is a no-op).

@@ -79,6 +79,17 @@ pub struct TelegramSettings {
     pub reply_attempts: u32,
     /// Time limit of one send attempt, seconds (teloxide stalls 10 s on a 5xx).
     pub send_timeout_secs: u64,
+    /// Updates waiting in one chat's queue; more are dropped (and logged)
+    /// rather than stall every other chat.
+    pub max_queued_per_chat: usize,
+    /// Updates in progress at once, all chats together; more wait at
+    /// Telegram until there is room (memory stays flat under a burst).
+    pub max_in_progress: usize,
+    /// At most one message per this many milliseconds in one chat (Telegram
+    /// answers faster sends with 429).
+    pub chat_interval_ms: u64,
+    /// At most this many messages in any second, all chats together.
+    pub sends_per_sec: u32,
 }
 
 impl Default for TelegramSettings {
@@ -90,6 +101,10 @@ impl Default for TelegramSettings {
             admins: Vec::new(),
             reply_attempts: 5,
             send_timeout_secs: 4,
+            max_queued_per_chat: 24,
+            max_in_progress: 64,
+            chat_interval_ms: 1000,
+            sends_per_sec: 30,
         }
     }
 }
@@ -231,8 +246,12 @@ impl Settings {
         Ok(s)
     }
 
+    /// Parse a config file. An error names the file, the line and the
+    /// setting (`config.toml: line 5: setting \`telegram.polling_timeout_secs\`: …`).
     pub fn from_toml(path: &Path, text: &str) -> Result<Settings, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let setting = e.path().to_string();
+            let e = e.into_inner();
             let place = e
                 .span()
                 .map(|span| {
@@ -240,9 +259,26 @@ impl Settings {
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
+            // The path is "." when the error is not inside a setting (syntax).
+            let named = if setting.is_empty() || setting == "." {
+                String::new()
+            } else {
+                format!("setting `{setting}`: ")
+            };
+            // Never echo what was written for the token.
+            let message = if setting == "telegram.token" {
+                "expected a string".to_string()
+            } else {
+                let lines: Vec<&str> = e.message().lines().map(str::trim).collect();
+                lines
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            };
             ConfigError::Syntax {
                 path: path.to_path_buf(),
-                message: format!("{place}{}", e.message()),
+                message: format!("{place}{named}{message}"),
             }
         })
     }
@@ -256,6 +292,12 @@ impl Settings {
                 format!("not an http(s) URL: {url:?}"),
             ));
         }
+        if let Some(bad) = t.admins.iter().find(|id| **id <= 0) {
+            return Err(invalid(
+                "telegram.admins",
+                format!("{bad} is not a Telegram user id (user ids are positive)"),
+            ));
+        }
         if t.polling_timeout_secs > 50 {
             return Err(invalid("telegram.polling_timeout_secs", "at most 50"));
         }
@@ -264,6 +306,21 @@ impl Settings {
         }
         if t.send_timeout_secs == 0 {
             return Err(invalid("telegram.send_timeout_secs", "must be at least 1"));
+        }
+        if t.sends_per_sec == 0 {
+            return Err(invalid("telegram.sends_per_sec", "must be at least 1"));
+        }
+        if url.contains("api.telegram.org") && t.sends_per_sec > 30 {
+            return Err(invalid(
+                "telegram.sends_per_sec",
+                "Telegram allows at most 30 messages per second",
+            ));
+        }
+        if !(1..=1000).contains(&t.max_queued_per_chat) {
+            return Err(invalid("telegram.max_queued_per_chat", "must be 1 to 1000"));
+        }
+        if !(1..=100_000).contains(&t.max_in_progress) {
+            return Err(invalid("telegram.max_in_progress", "must be 1 to 100000"));
         }
         let f = &self.flood;
         if f.max_messages == 0 || f.window_secs == 0 {
@@ -325,13 +382,16 @@ fn parse_admins(list: &str) -> Result<Vec<i64>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<i64>().map_err(|_| {
-                invalid(
-                    "REPORTBOT_ADMINS",
-                    format!("{s:?} is not a Telegram user id"),
-                )
-            })
+        .map(|s| match s.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(id),
+            Ok(_) => Err(invalid(
+                "REPORTBOT_ADMINS",
+                format!("{s} is not a Telegram user id (user ids are positive)"),
+            )),
+            Err(_) => Err(invalid(
+                "REPORTBOT_ADMINS",
+                format!("{s:?} is not a Telegram user id"),
+            )),
         })
         .collect()
 }
@@ -359,6 +419,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("c.toml: line 2:"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("setting `telegram.polling_timeout_secs`"),
+            "{err}"
+        );
+        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\ntoken = 12345\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("12345"), "the token is echoed: {err}");
         let err =
             Settings::from_toml(Path::new("c.toml"), "[flood]\nmax_mesages = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_mesages"), "{err}");
@@ -412,6 +481,20 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("REPORTBOT_ADMINS")
+        );
+        for list in ["-5", "0", "7,-5"] {
+            let neg = |k: &str| (k == "REPORTBOT_ADMINS").then(|| list.to_string());
+            let err = Settings::load_with(None, &neg).unwrap_err().to_string();
+            assert!(err.contains("REPORTBOT_ADMINS"), "{list}: {err}");
+        }
+        let err = Settings::from_toml(Path::new("c.toml"), "[telegram]\nadmins = [-5]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("telegram.admins") && err.contains("-5"),
+            "{err}"
         );
     }
 }

@@ -15,10 +15,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("reportbot: {e:#}");
+            eprintln!("reportbot: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many errors
+/// already show their source in their own message, so a cause whose text is
+/// already there ends the chain.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            break;
+        }
+        out.push_str(": ");
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             year,
             date,
             city,
+            prizes,
             dry_run,
             overwrite,
             allow_problems,
@@ -80,7 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     year,
                     final_date: date,
                     city,
+                    prizes: Vec::new(),
                 },
+                prizes: prizes.as_deref(),
                 dry_run,
                 overwrite,
                 allow_problems,
@@ -120,7 +139,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(reportbot::telegram::run(app, bot))
+            let result = runtime.block_on(reportbot::telegram::run(app, bot));
+            // Whatever is still running after the stop (a blocked store call)
+            // must not hold the process.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            result
         }
     }
 }

@@ -17,10 +17,12 @@ pub fn announcement(report: &Report) -> String {
         escape_html(&format!("决赛:{} {}", m.final_date, m.city)),
         String::new(),
     ];
+    // The first prizes, and any prize ranked above them (a 特等奖).
+    let first = report.levels.rank(Level::First);
     for prize in report
         .prizes()
         .into_iter()
-        .filter(|p| p.level == Level::First)
+        .filter(|p| report.levels.rank(p.level) <= first)
     {
         let winners: Vec<String> = report
             .awards
@@ -30,7 +32,7 @@ pub fn announcement(report: &Report) -> String {
             .collect();
         lines.push(format!(
             "<b>{}</b>:{}",
-            escape_html(&prize.full_label_zh()),
+            escape_html(&prize.full_label_zh(&report.levels)),
             escape_html(&winners.join("、"))
         ));
     }

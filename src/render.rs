@@ -7,7 +7,7 @@ use crate::engine::{
     Answer, CompareOutcome, Context, Counted, Engine, EntityKind, EntityWins, Lang, Notice,
     PrizeFilter, RankBy, Reply,
 };
-use crate::knowledge::{Award, Group, Kind, Level, Report};
+use crate::knowledge::{Award, Group, Kind, Level, Levels, Report};
 use std::time::Instant;
 
 /// A run of text, bold or not.
@@ -178,7 +178,7 @@ fn examples(engine: &Engine, doc: &mut Doc, lang: Lang) {
 }
 
 /// A prize selection in words: "银行机构组团体一等奖", "保险机构组".
-fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
+fn filter_label(levels: &Levels, f: &PrizeFilter, lang: Lang) -> String {
     match lang {
         Lang::Zh => {
             let mut s = String::new();
@@ -189,7 +189,7 @@ fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
                 s.push_str(k.zh());
             }
             if let Some(l) = f.level {
-                s.push_str(l.zh());
+                s.push_str(levels.zh(l));
             }
             s
         }
@@ -202,17 +202,17 @@ fn filter_label(f: &PrizeFilter, lang: Lang) -> String {
                 parts.push(k.en());
             }
             if let Some(l) = f.level {
-                parts.push(l.en());
+                parts.push(levels.en(l));
             }
             parts.join(", ")
         }
     }
 }
 
-fn prize_label(p: &crate::knowledge::Prize, lang: Lang) -> String {
+fn prize_label(levels: &Levels, p: &crate::knowledge::Prize, lang: Lang) -> String {
     match lang {
-        Lang::Zh => p.full_label_zh(),
-        Lang::En => p.full_label_en(),
+        Lang::Zh => p.full_label_zh(levels),
+        Lang::En => p.full_label_en(levels),
     }
 }
 
@@ -248,7 +248,11 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang, partial: boo
             doc.bold(head);
             for i in &w.awards {
                 let a = &r.awards[*i];
-                doc.line(format!("· {}:{}", prize_label(&a.prize(), lang), a.winner));
+                doc.line(format!(
+                    "· {}:{}",
+                    prize_label(&k.levels, &a.prize(), lang),
+                    a.winner
+                ));
             }
         }
         _ => {
@@ -259,13 +263,13 @@ fn wins(engine: &Engine, doc: &mut Doc, w: &EntityWins, lang: Lang, partial: boo
                         "{label}{}({})获得 {}",
                         a.winner,
                         a.institution,
-                        a.prize().full_label_zh()
+                        a.prize().full_label_zh(&k.levels)
                     ),
                     Lang::En => format!(
                         "{label}{} ({}) won the {}",
                         a.winner,
                         a.institution,
-                        a.prize().full_label_en()
+                        a.prize().full_label_en(&k.levels)
                     ),
                 };
                 doc.line(line);
@@ -334,7 +338,7 @@ fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
             });
         }
         Notice::NoSuchCell { filter } => {
-            let label = filter_label(filter, lang);
+            let label = filter_label(&engine.knowledge().levels, filter, lang);
             doc.line(match lang {
                 Lang::Zh => format!("报道中没有“{label}”。以下是该奖项的实际获奖名单:"),
                 Lang::En => format!("The report has no \"{label}\". Here is who won that prize:"),
@@ -342,7 +346,7 @@ fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
         }
         Notice::NotWon { entity, filter } => {
             let name = &engine.entity(*entity).name;
-            let label = filter_label(filter, lang);
+            let label = filter_label(&engine.knowledge().levels, filter, lang);
             doc.line(match lang {
                 Lang::Zh => format!("{name}没有获得{label}。"),
                 Lang::En => format!("{name} did not win the {label}."),
@@ -460,7 +464,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
-            let scope = filter_label(filter, lang);
+            let scope = filter_label(&k.levels, filter, lang);
             let at: Vec<&crate::engine::RankRow> = at.iter().filter_map(|i| rows.get(*i)).collect();
             match at.first() {
                 None => {
@@ -474,7 +478,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     let names: Vec<&str> = at.iter().map(|x| x.institution.as_str()).collect();
                     let best = first
                         .best
-                        .map(|p| prize_label(&p, lang))
+                        .map(|p| prize_label(&k.levels, &p, lang))
                         .unwrap_or_default();
                     let place_zh = match (*position, *least) {
                         (1, false) => String::new(),
@@ -535,7 +539,11 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     {
                         for i in &w.awards {
                             let a = &r.awards[*i];
-                            doc.line(format!("· {}:{}", prize_label(&a.prize(), lang), a.winner));
+                            doc.line(format!(
+                                "· {}:{}",
+                                prize_label(&k.levels, &a.prize(), lang),
+                                a.winner
+                            ));
                         }
                     }
                     doc.blank();
@@ -549,7 +557,10 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         ordered.reverse();
                     }
                     for row in ordered {
-                        let best = row.best.map(|p| prize_label(&p, lang)).unwrap_or_default();
+                        let best = row
+                            .best
+                            .map(|p| prize_label(&k.levels, &p, lang))
+                            .unwrap_or_default();
                         doc.line(match (lang, by) {
                             (Lang::Zh, RankBy::Count) => {
                                 format!("· {}:{} 项", row.institution, row.awards)
@@ -569,7 +580,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             }
         }
         Reply::GroupCounts { filter, rows } => {
-            let scope = filter_label(filter, lang);
+            let scope = filter_label(&k.levels, filter, lang);
             let same = rows.windows(2).all(|w| w[0].1 == w[1].1);
             let list: Vec<String> = rows
                 .iter()
@@ -598,7 +609,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             if let Some(label) = contest_label(engine, r, lang) {
                 doc.line(label);
             }
-            let scope = filter_label(filter, lang);
+            let scope = filter_label(&k.levels, filter, lang);
             doc.bold(match lang {
                 Lang::Zh if scope.is_empty() => format!("获奖单位共 {} 家:", names.len()),
                 Lang::Zh => format!("获得{scope}的单位共 {} 家:", names.len()),
@@ -641,7 +652,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                 w.awards
                     .iter()
                     .map(|i| r.awards[*i].prize())
-                    .min_by_key(|p| p.level)
+                    .min_by_key(|p| r.levels.rank(p.level))
             };
             match outcome {
                 CompareOutcome::Same => {
@@ -657,17 +668,19 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             ws.first().map_or(0, |w| w.awards.len())
                         ),
                         (Lang::Zh, RankBy::Level) => match prizes.first() {
-                            Some(p) if same_group => format!("一样:都是{}。", p.full_label_zh()),
-                            Some(p) => format!("一样:都是{}(组别不同)。", p.label_zh()),
+                            Some(p) if same_group => {
+                                format!("一样:都是{}。", p.full_label_zh(&k.levels))
+                            }
+                            Some(p) => format!("一样:都是{}(组别不同)。", p.label_zh(&k.levels)),
                             None => "一样。".into(),
                         },
                         (Lang::En, RankBy::Level) => match prizes.first() {
                             Some(p) if same_group => {
-                                format!("The same: both won the {}.", p.full_label_en())
+                                format!("The same: both won the {}.", p.full_label_en(&k.levels))
                             }
                             Some(p) => format!(
                                 "The same: both won the {} (in different groups).",
-                                p.label_en()
+                                p.label_en(&k.levels)
                             ),
                             None => "The same.".into(),
                         },
@@ -702,13 +715,14 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         RankBy::Level => {
                             let top = ahead
                                 .and_then(best)
-                                .map(|p| prize_label(&p, lang))
+                                .map(|p| prize_label(&k.levels, &p, lang))
                                 .unwrap_or_default();
                             let rest: Vec<String> = others
                                 .iter()
                                 .map(|w| {
-                                    let p =
-                                        best(w).map(|p| prize_label(&p, lang)).unwrap_or_default();
+                                    let p = best(w)
+                                        .map(|p| prize_label(&k.levels, &p, lang))
+                                        .unwrap_or_default();
                                     match lang {
                                         Lang::Zh => format!("{}是{p}", name(&w.entity)),
                                         Lang::En => format!("{}: {p}", name(&w.entity)),
@@ -761,7 +775,9 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                     .into_iter()
                     .filter(|k| prizes.iter().any(|p| p.group == Some(g) && p.kind == *k))
                     .collect();
-                let levels: Vec<Level> = Level::ALL
+                let levels: Vec<Level> = r
+                    .levels
+                    .all()
                     .into_iter()
                     .filter(|l| prizes.iter().any(|p| p.group == Some(g) && p.level == *l))
                     .collect();
@@ -773,7 +789,11 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                         "· {}:{}{}",
                         g.zh(),
                         kinds.iter().map(|k| k.zh()).collect::<Vec<_>>().join("和"),
-                        levels.iter().map(|l| l.zh()).collect::<Vec<_>>().join("、")
+                        levels
+                            .iter()
+                            .map(|l| r.levels.zh(*l))
+                            .collect::<Vec<_>>()
+                            .join("、")
                     ),
                     Lang::En => format!(
                         "· {}: {} {}",
@@ -783,12 +803,16 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             .map(|k| k.en())
                             .collect::<Vec<_>>()
                             .join(" and "),
-                        levels.iter().map(|l| l.en()).collect::<Vec<_>>().join(", ")
+                        levels
+                            .iter()
+                            .map(|l| r.levels.en(*l))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
             for p in prizes.iter().filter(|p| p.group.is_none()) {
-                doc.line(format!("· {}", prize_label(p, lang)));
+                doc.line(format!("· {}", prize_label(&k.levels, p, lang)));
             }
         }
         Reply::Reports => {
@@ -846,7 +870,7 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             }
             for s in sections {
                 doc.blank();
-                doc.bold(prize_label(&s.prize, lang));
+                doc.bold(prize_label(&k.levels, &s.prize, lang));
                 for i in &s.awards {
                     doc.line(winner_line(&r.awards[*i]));
                 }
@@ -902,13 +926,13 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
                             "{}({},{})",
                             a.winner,
                             a.institution,
-                            prize_label(&a.prize(), lang)
+                            prize_label(&k.levels, &a.prize(), lang)
                         ),
                         Lang::En => format!(
                             "{} ({}, {})",
                             a.winner,
                             a.institution,
-                            prize_label(&a.prize(), lang)
+                            prize_label(&k.levels, &a.prize(), lang)
                         ),
                     })
                     .collect();

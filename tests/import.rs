@@ -575,7 +575,7 @@ fn round_trip(name: &str) {
         .map(|a| {
             (
                 a.line,
-                a.prize().full_label_zh(),
+                a.prize().full_label_zh(&imported.levels),
                 a.institution.clone(),
                 a.winner.clone(),
             )
@@ -730,48 +730,178 @@ fn the_stored_source_of_a_page_is_its_article_text_and_the_page_is_kept() {
 }
 
 #[test]
-fn prizes_the_model_cannot_represent_are_problems_not_other_prizes() {
+fn layout_new_prizes_under_group_sections() {
+    round_trip("2023-new-prizes.txt");
+}
+
+#[test]
+fn layout_html_table_with_a_grand_prize_and_a_best_creativity_award() {
+    round_trip("2023-grand-prize.html");
+}
+
+/// The 2022 report and the 2023 page with a 特等奖 and a 最佳创意奖, loaded.
+fn engine_with_new_prizes() -> (Engine, tempfile::TempDir) {
+    let name = "2023-grand-prize.html";
+    let imported = import_report(&read(&fixtures().join(name)), name).unwrap();
+    let out = data_dir_with_2022();
+    write_report(&imported, out.path()).unwrap();
+    let k = Knowledge::load_dir(out.path()).unwrap();
+    (Engine::new(Arc::new(k)), out)
+}
+
+#[test]
+fn new_prizes_are_declared_in_prizes_json_never_mapped_to_other_prizes() {
     let name = "2023-new-prizes.txt";
-    let text = read(&fixtures().join(name));
-    let imported = import_report(&text, name).unwrap();
-    let problems: Vec<(usize, &str)> = imported
-        .problems
-        .iter()
-        .map(|p| (p.line, p.why.as_str()))
-        .collect();
-    assert_eq!(problems[0], (8, "prize 特等奖 is not supported yet"));
-    assert_eq!(problems[1].0, 8);
-    assert!(
-        problems[1].1.contains("浙商银行 数智先锋队"),
-        "{problems:?}"
-    );
-    assert_eq!(problems[2], (14, "prize 最佳创意奖 is not supported yet"));
-    assert_eq!(problems[3].0, 15);
-    assert!(problems[3].1.contains("最佳创意奖"), "{problems:?}");
-    assert_eq!(problems[4], (16, "prize 优秀奖 is not supported yet"));
-    assert_eq!(problems[5].0, 16);
-    assert_eq!(problems.len(), 6, "{problems:?}");
-    // 特等奖 is not turned into 一等奖 (the lexicon's reading for questions):
-    // only the rows of prizes the model has are imported.
-    let rows: Vec<(String, &str)> = imported
-        .awards
-        .iter()
-        .map(|a| (a.prize().full_label_zh(), a.winner.as_str()))
-        .collect();
+    let imported = import_report(&read(&fixtures().join(name)), name).unwrap();
+    assert!(imported.problems.is_empty(), "{}", imported.summary);
+    // 特等奖 is not 一等奖, 优秀奖 is not 优胜奖 (the lexicon's reading for questions).
+    let levels: Vec<&str> = imported.awards.iter().map(|a| a.level.name()).collect();
     assert_eq!(
-        rows,
+        levels,
         [
-            ("团体一等奖(银行机构组)".to_string(), "杭银数据队"),
-            ("个人一等奖(银行机构组)".to_string(), "欧阳文杰"),
-            ("团体一等奖(保险机构组)".to_string(), "国寿数智领航队"),
-            ("最佳人气奖".to_string(), "甬数智汇队"),
+            "grand",
+            "first",
+            "first",
+            "first",
+            "best_creativity",
+            "merit",
+            "most_popular"
         ]
+    );
+    assert_eq!(
+        imported.prizes_json().unwrap().as_deref(),
+        Some(concat!(
+            "[\n",
+            r#"  {"id":"grand","zh":"特等奖","en":"Grand Prize","above":"first","by_group":true,"by_kind":true,"aliases":["特等","special prize"]},"#,
+            "\n",
+            r#"  {"id":"best_creativity","zh":"最佳创意奖","en":"Best Creativity Award","by_group":false,"by_kind":false,"aliases":["最佳创意","创意奖","most creative"]},"#,
+            "\n",
+            r#"  {"id":"merit","zh":"优秀奖","en":"Merit Award","below":"third","by_group":true,"by_kind":true,"aliases":[]}"#,
+            "\n]\n"
+        ))
     );
     let summary = imported.summary.to_string();
     assert!(
-        summary.contains("6 problems in the award list:\n  line 8: 团体特等奖：浙商银行 数智先锋队 — prize 特等奖 is not supported yet"),
+        summary.contains("3 prizes beyond the standard five (written to prizes.json):\n  特等奖 `grand` \"Grand Prize\": ranks above 一等奖; by group and 团体/个人\n"),
         "{summary}"
     );
+    let out = tempfile::tempdir().unwrap();
+    let written = write_report(&imported, out.path()).unwrap();
+    assert_eq!(
+        written.files[2].path,
+        out.path().join("reports/2023-zhejiang/prizes.json")
+    );
+    let k = Knowledge::load_dir(out.path()).unwrap();
+    assert_eq!(k.newest().levels.declared().len(), 3);
+
+    // A page without new prizes writes no prizes.json.
+    let plain = import_report(&text_2099(), SOURCE_2099).unwrap();
+    assert_eq!(plain.prizes_json().unwrap(), None);
+}
+
+#[test]
+fn the_bot_answers_new_prizes_and_ranks_them_by_their_declared_rank() {
+    let (engine, _dir) = engine_with_new_prizes();
+    let ask = |q: &str| engine.ask(q).text;
+
+    let a = ask("特等奖是谁");
+    assert_eq!(
+        listed(&a),
+        BTreeSet::from([
+            "浙商银行 数智先锋队".to_string(),
+            "中国人寿浙江省分公司 国寿数智领航队".to_string(),
+            "宁波银行 欧阳文杰".to_string(),
+        ]),
+        "{a}"
+    );
+    assert!(a.contains("团体特等奖(银行机构组)"), "{a}");
+    for other in ["杭银数据队", "沈嘉怡", "温银数字化先锋队"] {
+        assert!(!a.contains(other), "{other} in\n{a}");
+    }
+    let a = ask("最佳创意奖给了谁");
+    assert_eq!(
+        listed(&a),
+        BTreeSet::from(["温州银行 温银数字化先锋队".to_string()]),
+        "{a}"
+    );
+    let a = ask("Who won the grand prize in the banking group?");
+    assert!(a.contains("Team Grand Prize (Banking group)"), "{a}");
+    assert!(
+        a.contains("数智先锋队") && !a.contains("国寿数智领航队"),
+        "{a}"
+    );
+
+    // The 2022 report has no 特等奖: it says so, and names nobody.
+    let a = ask("2022年特等奖是谁");
+    assert!(a.starts_with("报道中没有“特等奖”这个奖项。"), "{a}");
+    assert!(a.contains("最佳人气奖"), "{a}");
+    for name in ["数智先锋队", "工银浙里队", "李彬"] {
+        assert!(!a.contains(name), "{name} in\n{a}");
+    }
+
+    // Ranked by the declaration: 特等奖 above 一等奖; a standalone award last.
+    let a = ask("数智先锋队和杭银数据队谁的奖更好");
+    assert!(a.lines().next().unwrap_or("").contains("数智先锋队"), "{a}");
+    let a = ask("欧阳文杰和沈嘉怡谁的奖更好");
+    assert!(a.lines().next().unwrap_or("").contains("欧阳文杰"), "{a}");
+    let a = ask("温银数字化先锋队和甬数智汇队谁的奖更好");
+    assert!(
+        !a.starts_with("一样"),
+        "two standalone awards are not the same:\n{a}"
+    );
+
+    // "还有呢" after the 特等奖 list: the next rank, the 一等奖.
+    let mut ctx = reportbot::Context::default();
+    engine.converse(&mut ctx, "团体特等奖(银行机构组)是谁");
+    let a = engine.converse(&mut ctx, "还有呢").text;
+    assert!(a.contains("杭银数据队") && a.contains("团体一等奖"), "{a}");
+
+    // The prize list after "no such prize" shows the new prizes of the new report.
+    let a = ask("金奖是谁");
+    assert!(a.contains("特等奖") && a.contains("最佳创意奖"), "{a}");
+}
+
+#[test]
+fn a_broken_prize_declaration_names_its_file_line_and_field() {
+    let (_, dir) = engine_with_new_prizes();
+    let prizes = dir.path().join("reports/2023-zhejiang/prizes.json");
+    let good = read(&prizes);
+    let load_err = || Knowledge::load_dir(dir.path()).unwrap_err().to_string();
+
+    std::fs::write(
+        &prizes,
+        good.replace(r#""above":"first""#, r#""above":"most_popular""#),
+    )
+    .unwrap();
+    let err = load_err();
+    assert!(
+        err.ends_with(r#"prizes.json: line 2 (prize "grand") field `above`: "most_popular" is a standalone award, not a rank"#),
+        "{err}"
+    );
+    std::fs::write(
+        &prizes,
+        good.replace(r#""zh":"最佳创意奖""#, r#""zh":"最佳人气奖""#),
+    )
+    .unwrap();
+    let err = load_err();
+    assert!(
+        err.contains(r#"prizes.json: line 3 (prize "best_creativity") field `zh`"#),
+        "{err}"
+    );
+    std::fs::write(&prizes, good.replace(r#""id":"grand""#, r#""id":"Grand""#)).unwrap();
+    let err = load_err();
+    assert!(err.contains("prizes.json:2:"), "{err}");
+
+    // An award row may only name a declared or a standard prize.
+    std::fs::remove_file(&prizes).unwrap();
+    let err = load_err();
+    assert!(
+        err.contains("awards.json: line 2 (award #1) field `level`: prize \"grand\" is not declared in prizes.json"),
+        "{err}"
+    );
+    // One id is one prize in every report.
+    std::fs::write(&prizes, &good).unwrap();
+    Knowledge::load_dir(dir.path()).expect("loads again");
 }
 
 #[test]
@@ -873,28 +1003,65 @@ fn the_command_prints_the_summary_and_writes_only_when_asked() {
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 
     // Problems: listed with their lines, nothing written, a non-zero exit.
-    let new = fixtures().join("2023-new-prizes.txt");
-    let new = new.to_str().unwrap();
-    let run = reportbot(&["import", new, "--out", dir]);
+    // TEST DATA: line 7 has a prize without 团体 or 个人.
+    let pages = tempfile::tempdir().unwrap();
+    let broken = pages.path().join("2099-broken.txt");
+    std::fs::write(
+        &broken,
+        "2099浙江测试大赛顺利举办\n荣誉榜\n团体一等奖(银行机构组)\n测试银行 测试队\n最佳人气奖\n测试银行 测试队\n一等奖(保险机构组)\n测试保险 测试保险队\n11月5日,2099浙江测试大赛在宁波举行。\n",
+    )
+    .unwrap();
+    let broken = broken.to_str().unwrap();
+    let run = reportbot(&["import", broken, "--out", dir]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success());
     assert!(
-        stdout.contains("line 14: 最佳创意奖 — prize 最佳创意奖 is not supported yet"),
+        stdout.contains("line 7: 一等奖(保险机构组) — 一等奖 without 团体 or 个人"),
         "{stdout}"
     );
     assert!(stderr.contains("nothing was written"), "{stderr}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 
     // --allow-problems writes the rest; the directory loads.
-    let run = reportbot(&["import", new, "--out", dir, "--allow-problems"]);
+    let run = reportbot(&["import", broken, "--out", dir, "--allow-problems"]);
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
     let k = Knowledge::load_dir(out.path()).unwrap();
-    assert_eq!(k.newest().awards.len(), 4);
+    assert_eq!(k.newest().awards.len(), 2);
+
+    // New prizes: declared and written; --prizes gives what the page does not say.
+    let out3 = tempfile::tempdir().unwrap();
+    let own = pages.path().join("prizes.json");
+    std::fs::write(
+        &own,
+        "[\n  {\"id\": \"special\", \"zh\": \"特等奖\", \"en\": \"Special Prize\", \"above\": \"first\"}\n]\n",
+    )
+    .unwrap();
+    let new = fixtures().join("2023-new-prizes.txt");
+    let run = reportbot(&[
+        "import",
+        new.to_str().unwrap(),
+        "--out",
+        out3.path().to_str().unwrap(),
+        "--prizes",
+        own.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("特等奖 `special` \"Special Prize\""),
+        "{stdout}"
+    );
+    let k = Knowledge::load_dir(out3.path()).unwrap();
+    assert_eq!(k.newest().awards[0].level.name(), "special");
 
     // The date and city can be given for a table that does not state them.
     let csv = fixtures().join("2023-results.csv");

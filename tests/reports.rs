@@ -176,7 +176,11 @@ async fn malformed_reports_are_refused_with_line_numbers() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("awards.json:2:"), "{err}");
+    // A level that is neither standard nor declared in prizes.json.
+    assert!(
+        err.contains("awards.json: line 2 (award #1) field `level`: prize \"fifth\""),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -13,114 +13,12 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::app::{AppOptions, TestApp, spawn_app, spawn_app_with};
-use support::botapi::{BOT_USERNAME, ChatSpec, Fault, SentMessage, UserSpec};
+use support::app::{AppOptions, spawn_app, spawn_app_with};
+use support::botapi::{BOT_USERNAME, ChatSpec, Fault};
+use support::e2e::{
+    WAIT, ask, assert_clean, en_user, eventually, next_reply, stays_quiet, zh_user,
+};
 use support::html::{check_telegram_html, utf16_len};
-
-/// How long to wait for a reply that should come at once.
-const WAIT: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------------------
-// Helpers
-
-fn zh_user(id: u64) -> UserSpec {
-    UserSpec::new(id, "测试用户").lang("zh-hans")
-}
-
-fn en_user(id: u64) -> UserSpec {
-    UserSpec::new(id, "Tester").lang("en")
-}
-
-/// Sends `text` in the user's private chat and returns the first reply to it.
-async fn ask(app: &TestApp, user: &UserSpec, text: &str) -> SentMessage {
-    let chat = user.private_chat();
-    let before = app.api.sent_messages(chat.id()).len();
-    app.api.send_text(&chat, user, text);
-    next_reply(app, chat.id(), before, text).await
-}
-
-/// The message number `before` of a chat (waiting for it).
-async fn next_reply(app: &TestApp, chat: i64, before: usize, what: &str) -> SentMessage {
-    let msgs = app.api.wait_for_messages(chat, before + 1, WAIT).await;
-    assert!(
-        msgs.len() > before,
-        "no reply to {what:?} in chat {chat} within {WAIT:?}; sent so far: {:#?}\n\
-         refused by Telegram: {:#?}\nlog:\n{}",
-        msgs.iter().map(|m| m.visible_text()).collect::<Vec<_>>(),
-        app.api.rejections(),
-        app.log()
-    );
-    msgs[before].clone()
-}
-
-/// Checks a condition that no server event announces (offsets, processes).
-async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// True when no further message reaches `chat` within `quiet`.
-async fn stays_quiet(app: &TestApp, chat: i64, quiet: Duration) -> bool {
-    let n = app.api.sent_messages(chat).len();
-    !app.api
-        .wait_until(quiet, |h| h.sent_messages(chat).len() > n)
-        .await
-}
-
-/// Every text the bot sent, edited or offered inline is valid Telegram HTML
-/// and uses no tag but `<b>` (user text is always escaped); Telegram would
-/// have refused nothing.
-fn assert_clean(app: &TestApp) {
-    let api = &app.api;
-    let mut texts: Vec<(String, String)> = Vec::new();
-    for m in api.all_sent_messages() {
-        texts.push((format!("sendMessage to {}", m.chat_id), m.text.clone()));
-    }
-    for c in api.calls_to("editMessageText") {
-        if c.ok()
-            && let Some(t) = c.param_str("text")
-        {
-            texts.push(("editMessageText".into(), t.to_string()));
-        }
-    }
-    for a in api.inline_answers() {
-        for r in &a.results {
-            if let Some(t) = r
-                .pointer("/input_message_content/message_text")
-                .and_then(Value::as_str)
-            {
-                texts.push(("answerInlineQuery".into(), t.to_string()));
-            }
-        }
-    }
-    for (what, text) in &texts {
-        if let Err(e) = check_telegram_html(text) {
-            panic!(
-                "{what}: invalid Telegram HTML ({e}):\n{text}\nlog:\n{}",
-                app.log()
-            );
-        }
-        let stripped = text.replace("<b>", "").replace("</b>", "");
-        assert!(
-            !stripped.contains('<') && !stripped.contains('>'),
-            "{what}: a tag other than <b> (unescaped user text?):\n{text}"
-        );
-    }
-    let rejections = api.rejections();
-    assert!(
-        rejections.is_empty(),
-        "Telegram would have refused: {rejections:#?}\nlog:\n{}",
-        app.log()
-    );
-}
 
 /// Every winner name (people and teams) of the built-in report.
 fn winner_names() -> Vec<String> {
@@ -612,10 +510,14 @@ async fn award_keyboard_walk_edits_the_message_and_answers_every_press() {
         "browsing sent new messages instead of editing"
     );
 
-    // Buttons the bot never made (foreign or outdated callback data).
+    // Buttons the bot never made (foreign or outdated callback data), and
+    // buttons for prizes a data reload removed (a declared 特等奖 or
+    // 最佳创意奖 the built-in 2022 report does not have).
     let stale = [
         app.api.press_button(&chat, &u, mid, "zzz"),
         app.api.press_button(&chat, &u, mid, "a:q:z:9"),
+        app.api.press_button(&chat, &u, mid, "a:b:t:grand"),
+        app.api.press_button(&chat, &u, mid, "a:-:best_creativity"),
     ];
     pressed.extend(stale.iter().cloned());
     let answers = app.api.wait_for_callback_answers(pressed.len(), WAIT).await;
@@ -1167,13 +1069,13 @@ async fn replies_survive_429_and_5xx() {
 #[tokio::test]
 async fn a_flooding_user_gets_one_notice_and_others_are_still_served() {
     let app = spawn_app_with(AppOptions {
-        config: Some("[flood]\nmax_messages = 20\nwindow_secs = 10\ncooldown_secs = 30\n".into()),
+        config: Some("[flood]\nmax_messages = 5\nwindow_secs = 10\ncooldown_secs = 30\n".into()),
         ..AppOptions::default()
     })
     .await;
     let flooder = zh_user(2401);
     let other = zh_user(2402);
-    for _ in 0..25 {
+    for _ in 0..10 {
         app.api
             .send_text(&flooder.private_chat(), &flooder, "个人一等奖是谁");
     }
@@ -1186,9 +1088,12 @@ async fn a_flooding_user_gets_one_notice_and_others_are_still_served() {
         "another user waited {took:?} behind the flood"
     );
 
-    app.api.wait_for_messages(2401, 21, WAIT).await;
+    // Replies in one chat are paced at one a second.
+    app.api
+        .wait_for_messages(2401, 6, WAIT + Duration::from_secs(6))
+        .await;
     assert!(
-        stays_quiet(&app, 2401, Duration::from_millis(700)).await,
+        stays_quiet(&app, 2401, Duration::from_millis(1500)).await,
         "the flooder keeps getting messages"
     );
     let msgs: Vec<String> = app
@@ -1200,8 +1105,7 @@ async fn a_flooding_user_gets_one_notice_and_others_are_still_served() {
     let notices = msgs.iter().filter(|m| m.contains("太快")).count();
     let answers = msgs.iter().filter(|m| m.contains("李彬")).count();
     assert_eq!(notices, 1, "notices: {msgs:#?}");
-    assert!(answers < 25, "all 25 answered");
-    assert_eq!(answers, 20, "max_messages = 20: {msgs:#?}");
+    assert_eq!(answers, 5, "max_messages = 5: {msgs:#?}");
     assert!(
         msgs.last().is_some_and(|m| m.contains("太快")),
         "the notice is not the last message: {msgs:#?}"

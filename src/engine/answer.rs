@@ -37,20 +37,16 @@ pub struct PrizeFilter {
 impl PrizeFilter {
     pub fn matches(&self, p: &Prize) -> bool {
         let level_ok = self.level.is_none_or(|l| l == p.level);
-        // The 最佳人气奖 is not split by group: it answers any group's question
-        // that asks for it by name.
+        // A prize not split by group (the 最佳人气奖, a declared 最佳创意奖)
+        // answers any group's question that asks for it by name.
+        let asked_by_name = self.level == Some(p.level);
         let group_ok = match (self.group, p.group) {
             (Some(g), Some(pg)) => g == pg,
-            (Some(_), None) => self.level == Some(Level::MostPopular),
+            (Some(_), None) => asked_by_name,
             (None, _) => true,
         };
         let kind_ok = match self.kind {
-            Some(k) => {
-                k == p.kind
-                    && (p.level != Level::MostPopular
-                        || self.level == Some(Level::MostPopular)
-                        || self.group.is_none())
-            }
+            Some(k) => k == p.kind && (p.group.is_some() || asked_by_name || self.group.is_none()),
             None => true,
         };
         level_ok && group_ok && kind_ok

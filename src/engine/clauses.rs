@@ -4,7 +4,7 @@
 //! only pieces that are questions in their own right become clauses.
 
 use super::index::Index;
-use super::understand::{Parsed, parse};
+use super::understand::{Parsed, asks_something, parse};
 
 const SEPARATORS: &[char] = &['?', '？', '!', '！', '。', ';', '；', ',', '，', '\n', '\r'];
 
@@ -23,7 +23,7 @@ pub fn split(index: &Index, message: &str) -> Vec<(String, Parsed)> {
     if pieces.len() < 2 {
         return vec![(message.to_string(), parse(index, message))];
     }
-    let focused: Vec<bool> = pieces.iter().map(|p| parse(index, p).has_focus()).collect();
+    let focused: Vec<bool> = pieces.iter().map(|p| asks_something(index, p)).collect();
     // Groups of pieces: a piece without a question of its own joins the
     // group before it (the first ones join the first question).
     let mut groups: Vec<Vec<&str>> = Vec::new();

@@ -13,7 +13,7 @@ use super::index::{EntityId, EntityKind};
 use super::query::{About, Op, Query};
 use super::resolve::Decision;
 use super::understand::Parsed;
-use crate::knowledge::{Group, Level, Prize, ValueType};
+use crate::knowledge::{Group, Level, Prize, STANDALONE, ValueType};
 use std::time::Instant;
 
 /// What executing a query gave.
@@ -41,18 +41,34 @@ impl Outcome {
     }
 }
 
-/// Order of prizes, best first (the 最佳人气奖 is not a rank: last).
-fn level_rank(l: Level) -> u8 {
-    match l {
-        Level::First => 0,
-        Level::Second => 1,
-        Level::Third => 2,
-        Level::Excellence => 3,
-        Level::MostPopular => 4,
-    }
-}
-
 impl Engine {
+    /// Order of prizes in a report, best first, from its levels (a declared
+    /// 特等奖 above 一等奖; a standalone award such as the 最佳人气奖 is not
+    /// a rank: last).
+    fn level_rank(&self, report: usize, l: Level) -> u8 {
+        self.knowledge.reports[report].levels.rank(l)
+    }
+
+    /// The best ranked level a report awarded (一等奖, or a 特等奖 above it).
+    pub(super) fn top_level(&self, report: usize) -> Level {
+        let r = &self.knowledge.reports[report];
+        r.levels
+            .ranked()
+            .iter()
+            .copied()
+            .find(|l| r.has_level(*l))
+            .unwrap_or(Level::First)
+    }
+
+    /// The ranked level after `level` that a report awarded ("还有呢" after
+    /// the 一等奖 list).
+    pub(super) fn next_level(&self, report: usize, level: Level) -> Option<Level> {
+        let r = &self.knowledge.reports[report];
+        let ranked = r.levels.ranked();
+        let at = ranked.iter().position(|l| *l == level)?;
+        ranked[at + 1..].iter().copied().find(|l| r.has_level(*l))
+    }
+
     pub(super) fn turn(&self, query: Query, intent: Intent, now: Instant) -> Turn {
         Turn {
             at: now,
@@ -67,6 +83,19 @@ impl Engine {
 
     /// Execute a query; the decision remembers it for follow-ups.
     pub(super) fn run(&self, q: Query, now: Instant) -> Decision {
+        // "特等奖是谁" about a report that has none: say so and list its
+        // prizes, never the winners of another prize.
+        if let Some(level) = q.filter.level
+            && q.about == About::Prizes
+            && !self.knowledge.reports[q.report].has_level(level)
+        {
+            let mut d = Decision::plain(Reply::Prizes { report: q.report }, Intent::Awards);
+            d.notices.push(Notice::NoSuchPrize {
+                typed: self.knowledge.levels.zh(level).to_string(),
+            });
+            d.verdict = (q.op == Op::Verify).then_some(false);
+            return d;
+        }
         let mut out = self.execute(&q);
         let mut notices = std::mem::take(&mut out.notices);
         if let Some(asked) = q.asked_year {
@@ -288,7 +317,7 @@ impl Engine {
         w.awards
             .iter()
             .map(|i| r.awards[*i].prize())
-            .min_by_key(|p| level_rank(p.level))
+            .min_by_key(|p| self.level_rank(report, p.level))
     }
 
     /// What entities won: in the report asked about (or the newest that
@@ -493,7 +522,7 @@ impl Engine {
                     row.awards += 1;
                     if row
                         .best
-                        .is_none_or(|b| level_rank(prize.level) < level_rank(b.level))
+                        .is_none_or(|b| r.levels.rank(prize.level) < r.levels.rank(b.level))
                     {
                         row.best = Some(prize);
                     }
@@ -522,10 +551,10 @@ impl Engine {
             let best = r
                 .awards
                 .iter()
-                .filter(|a| q.filter.matches(&a.prize()) && a.level != Level::MostPopular)
+                .filter(|a| q.filter.matches(&a.prize()) && r.levels.rank(a.level) != STANDALONE)
                 .map(|a| a.level)
-                .min_by_key(|l| level_rank(*l))
-                .unwrap_or(Level::First);
+                .min_by_key(|l| r.levels.rank(*l))
+                .unwrap_or_else(|| self.top_level(q.report));
             let filter = PrizeFilter {
                 level: Some(best),
                 ..q.filter
@@ -533,7 +562,10 @@ impl Engine {
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
         }
         let mut rows = self.rank_rows(q.report, q.filter);
-        let best = |r: &RankRow| r.best.map_or(9, |p| level_rank(p.level));
+        let best = |r: &RankRow| {
+            r.best
+                .map_or(u8::MAX, |p| self.level_rank(q.report, p.level))
+        };
         match (by, q.least) {
             (RankBy::Count, false) => rows.sort_by_key(|r| (std::cmp::Reverse(r.awards), best(r))),
             (RankBy::Count, true) => rows.sort_by_key(|r| (r.awards, std::cmp::Reverse(best(r)))),
@@ -666,7 +698,7 @@ impl Engine {
                 RankBy::Level => w
                     .awards
                     .iter()
-                    .map(|i| -i64::from(level_rank(r.awards[*i].level)))
+                    .map(|i| -i64::from(r.levels.rank(r.awards[*i].level)))
                     .max(),
             }
         };
@@ -678,7 +710,21 @@ impl Engine {
             let top: Vec<usize> = (0..ids.len())
                 .filter(|i| scores[*i] == Some(best))
                 .collect();
-            if top.len() == ids.len() {
+            // Two different standalone awards (最佳人气奖, 最佳创意奖) share a
+            // rank but are not the same.
+            let best_levels: Vec<Option<Level>> = wins
+                .iter()
+                .map(|w| {
+                    w.awards
+                        .iter()
+                        .map(|i| r.awards[*i].level)
+                        .min_by_key(|l| r.levels.rank(*l))
+                })
+                .collect();
+            let same_level = basis == RankBy::Count || best_levels.windows(2).all(|p| p[0] == p[1]);
+            if top.len() == ids.len() && !same_level {
+                CompareOutcome::Unranked
+            } else if top.len() == ids.len() {
                 CompareOutcome::Same
             } else if let [one] = top.as_slice() {
                 CompareOutcome::Ahead(ids[*one])
@@ -700,7 +746,7 @@ impl Engine {
     /// facts), checked against the claims of a yes/no question.
     fn fact(&self, q: &Query) -> Outcome {
         let report = &self.knowledge.reports[q.report];
-        let words = Parsed::with_keywords(q.words.clone());
+        let words = Parsed::with_keywords(&q.words);
         let subject = match q.about {
             About::Subject(s) => Some(s),
             _ => None,
@@ -829,25 +875,17 @@ impl Engine {
     /// that names the fact's subject ("工行温州分行…宣传") counts that as one
     /// more group when no trigger group already stands for the subject.
     pub(super) fn best_fact(&self, p: &Parsed, report: usize) -> Option<(usize, usize, usize)> {
-        let r = &self.knowledge.reports[report];
+        let named: Vec<bool> = self.subjects[report]
+            .iter()
+            .map(|s| s.words.iter().any(|k| p.keyword(*k).is_some()))
+            .collect();
         self.facts[report]
             .iter()
+            .zip(&self.fact_subject[report])
             .enumerate()
-            .filter_map(|(i, t)| {
+            .filter_map(|(i, (t, (subject, counts)))| {
                 let s = t.score(p)?;
-                let bonus = r
-                    .subjects
-                    .iter()
-                    .position(|x| x.id == r.facts[i].subject)
-                    .map(|si| &self.subjects[report][si])
-                    .is_some_and(|subject| {
-                        subject.words.iter().any(|k| p.keyword(*k).is_some())
-                            && !t.groups.iter().any(|g| {
-                                g.iter().any(|k| {
-                                    subject.words.contains(k) || Some(*k) == subject.virtual_id
-                                })
-                            })
-                    });
+                let bonus = *counts && subject.is_some_and(|x| named[x]);
                 Some((i, t.groups.len() + usize::from(bonus), s))
             })
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
@@ -855,12 +893,11 @@ impl Engine {
 
     /// The best fact among a subject's facts (or all when `None`).
     fn best_fact_of(&self, p: &Parsed, report: usize, subject: Option<usize>) -> Option<usize> {
-        let r = &self.knowledge.reports[report];
-        let id = subject.map(|s| r.subjects[s].id.as_str());
+        let of_subject = &self.fact_subject[report];
         self.facts[report]
             .iter()
             .enumerate()
-            .filter(|(i, _)| id.is_none_or(|id| r.facts[*i].subject == id))
+            .filter(|(i, _)| subject.is_none_or(|s| of_subject[*i].0 == Some(s)))
             .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
             .map(|(i, _, _)| i)

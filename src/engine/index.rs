@@ -4,7 +4,7 @@
 
 use super::answer::Counted;
 use super::normalize::{is_cjk, normalize_word};
-use super::similar::fuzzy_syllable;
+use super::similar::{fuzzy_syllable, fuzzy_syllable_in};
 use crate::knowledge::{Group, Kind, Knowledge, Level};
 use aho_corasick::{AhoCorasick, MatchKind};
 use pinyin::ToPinyinMulti;
@@ -264,6 +264,17 @@ impl Builder {
             self.senses[idx].push(sense);
         }
     }
+
+    /// A declared prize's word: it means that prize, whatever level the
+    /// lexicon gives the same word.
+    fn add_prize_name(&mut self, word: &str, level: Level) {
+        self.add(word, Sense::Level(level));
+        if let Some(p) = pattern_for(word)
+            && let Some(&idx) = self.by_text.get(&p)
+        {
+            self.senses[idx].retain(|s| !matches!(s, Sense::Level(l) if *l != level));
+        }
+    }
 }
 
 impl Index {
@@ -368,6 +379,18 @@ impl Index {
                     spoken_names.push((w.clone(), false));
                 }
                 b.add(w, Sense::Level(*level));
+            }
+        }
+        // Prizes the reports declare (特等奖, 最佳创意奖): their names, English
+        // labels and aliases. A report's own name for a prize wins over a
+        // lexicon synonym spelled the same (a declared 优秀奖 is not the
+        // 优胜奖 the lexicon reads it as).
+        for d in k.levels.declared() {
+            for w in d.words() {
+                if w.chars().filter(|c| is_cjk(*c)).count() >= 4 {
+                    spoken_names.push((w.to_string(), false));
+                }
+                b.add_prize_name(w, d.level());
             }
         }
         for (group, words) in &lx.groups {
@@ -667,10 +690,13 @@ impl Index {
         if !any_free {
             return Vec::new();
         }
+        // Readings only where a name may be (free characters).
         let readings: Vec<Readings> = chars
             .iter()
-            .map(|(_, c)| {
-                if is_cjk(*c) {
+            .enumerate()
+            .map(|(k, (_, c))| {
+                let is_free = blocked_before[k + 1] == blocked_before[k];
+                if is_free && is_cjk(*c) {
                     self.readings_known(*c)
                 } else {
                     Readings::default()
@@ -759,7 +785,8 @@ impl Index {
         let mut r = Readings::default();
         if let Some(multi) = c.to_pinyin_multi() {
             for p in multi {
-                if let Some(id) = self.syllables.get(&fuzzy_syllable(p.plain()))
+                let mut buf = [0u8; 16];
+                if let Some(id) = self.syllables.get(fuzzy_syllable_in(p.plain(), &mut buf))
                     && (r.len as usize) < r.ids.len()
                     && !r.ids[..r.len as usize].contains(id)
                 {

@@ -88,6 +88,9 @@ pub struct Engine {
     cases: Vec<Vec<Trigger>>,
     /// Per report, per subject.
     subjects: Vec<Vec<SubjectWords>>,
+    /// Per report, per fact: the subject it is about, and whether naming
+    /// the subject counts as a matched group (no trigger group stands for it).
+    fact_subject: Vec<Vec<(Option<usize>, bool)>>,
     /// Topic id → keyword ids (merged over reports).
     topics: Vec<(String, Vec<u32>)>,
     /// Per report, per fact: subjects (people) its answer names.
@@ -157,6 +160,33 @@ impl Engine {
                     .collect()
             })
             .collect();
+        let fact_subject = knowledge
+            .reports
+            .iter()
+            .zip(&facts)
+            .zip(&subjects)
+            .map(
+                |((r, triggers), words): (
+                    (&crate::knowledge::Report, &Vec<Trigger>),
+                    &Vec<SubjectWords>,
+                )| {
+                    r.facts
+                        .iter()
+                        .zip(triggers)
+                        .map(|(f, t)| {
+                            let s = r.subjects.iter().position(|x| x.id == f.subject);
+                            let stands_for = |w: &SubjectWords| {
+                                t.groups.iter().any(|g| {
+                                    g.iter()
+                                        .any(|k| w.words.contains(k) || Some(*k) == w.virtual_id)
+                                })
+                            };
+                            (s, s.is_some_and(|s| !stands_for(&words[s])))
+                        })
+                        .collect()
+                },
+            )
+            .collect();
         let mut topics: Vec<(String, Vec<u32>)> = Vec::new();
         for r in &knowledge.reports {
             for t in &r.antifraud.topics {
@@ -212,6 +242,7 @@ impl Engine {
             facts,
             cases,
             subjects,
+            fact_subject,
             topics,
             fact_people,
             limits: ContextLimits::default(),

@@ -186,23 +186,23 @@ impl Engine {
         if (!p.quantities.is_empty() || !p.years.is_empty())
             && let Some(id) = self.howmany_id
         {
-            p.keywords.push((id, 2));
+            p.add_keyword(id, 2);
         }
         if !p.years.is_empty()
             && p.dates.is_empty()
             && let Some(id) = self.when_id
         {
-            p.keywords.push((id, 2));
+            p.add_keyword(id, 2);
         }
         if !p.dates.is_empty()
             && let Some(id) = self.when_id
         {
-            p.keywords.push((id, 2));
+            p.add_keyword(id, 2);
         }
         if !p.places.is_empty()
             && let Some(id) = self.where_id
         {
-            p.keywords.push((id, 2));
+            p.add_keyword(id, 2);
         }
         p
     }
@@ -238,12 +238,14 @@ impl Engine {
         }
         let award_cue = p.cue(Cue::Award) || p.cue(Cue::ListAll);
         let antifraud = p.cue(Cue::AntiFraud) || p.cue(Cue::Case) || p.cue(Cue::AfterScam);
+        let with_claims;
         let fact_parse = if op == Op::Verify {
-            self.with_claim_words(p)
+            with_claims = self.with_claim_words(p);
+            &with_claims
         } else {
-            p.clone()
+            p
         };
-        let fact = self.best_fact(&fact_parse, report);
+        let fact = self.best_fact(fact_parse, report);
         let strong_fact = fact.filter(|(_, groups, score)| *groups >= 2 || *score >= 4);
 
         let ambiguous: Vec<&Mention> = p.mentions.iter().filter(|m| m.ids.len() > 1).collect();
@@ -495,7 +497,7 @@ impl Engine {
             && p.unexplained <= 2
         {
             let mut with_main = p.clone();
-            with_main.keywords.push((main, 2));
+            with_main.add_keyword(main, 2);
             if let Some((f, groups, _)) = self.best_fact(&with_main, report)
                 && groups >= 2
                 && self.knowledge.reports[report].facts[f].subject
@@ -771,7 +773,7 @@ impl Engine {
                 } else {
                     p.clone()
                 };
-                merged.keywords.push((v, 3));
+                merged.add_keyword(v, 3);
                 let own = self.best_fact(p, report);
                 if let Some((f, groups, _)) = self.best_fact_with(&merged, p, prev.query.report)
                     && self.knowledge.reports[prev.query.report].facts[f].subject
@@ -924,7 +926,7 @@ impl Engine {
             for (k, len) in &prev.query.words {
                 // A new subject replaces the old one; the rest carries over.
                 if merged.keyword(*k).is_none() {
-                    merged.keywords.push((*k, *len));
+                    merged.add_keyword(*k, *len);
                 }
             }
             let own = self.best_fact(p, report);
@@ -1082,12 +1084,11 @@ impl Engine {
         };
         match &prev.query.about {
             About::Prizes if prev.query.op == Op::Lookup => {
-                let all = [Level::First, Level::Second, Level::Third, Level::Excellence];
-                let level = prev.query.filter.level.and_then(|l| {
-                    all.iter()
-                        .position(|x| *x == l)
-                        .and_then(|i| all.get(i + 1).copied())
-                });
+                let level = prev
+                    .query
+                    .filter
+                    .level
+                    .and_then(|l| self.next_level(prev.query.report, l));
                 match level {
                     Some(level) => {
                         let q = Query::new(Op::Lookup, About::Prizes, prev.query.report)

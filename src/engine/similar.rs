@@ -31,30 +31,49 @@ const MARGIN: f64 = 0.06;
 /// A syllable as a Zhejiang speaker may confuse it: zh/ch/sh → z/c/s,
 /// l → n, f → h, -ing/-eng/-ang → -in/-en/-an.
 pub fn fuzzy_syllable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let rest = if let Some(r) = s.strip_prefix("zh") {
-        out.push('z');
-        r
+    let mut buf = [0u8; 16];
+    fuzzy_syllable_in(s, &mut buf).to_string()
+}
+
+/// [`fuzzy_syllable`] written into `buf` (no allocation: it runs for every
+/// character of a question that may be a name). Pinyin syllables are ASCII
+/// and at most six letters; anything longer is returned as it is.
+pub fn fuzzy_syllable_in<'a>(s: &'a str, buf: &'a mut [u8; 16]) -> &'a str {
+    let (initial, rest) = if let Some(r) = s.strip_prefix("zh") {
+        (Some(b'z'), r)
     } else if let Some(r) = s.strip_prefix("ch") {
-        out.push('c');
-        r
+        (Some(b'c'), r)
     } else if let Some(r) = s.strip_prefix("sh") {
-        out.push('s');
-        r
+        (Some(b's'), r)
     } else if let Some(r) = s.strip_prefix('l') {
-        out.push('n');
-        r
+        (Some(b'n'), r)
     } else if let Some(r) = s.strip_prefix('f') {
-        out.push('h');
-        r
+        (Some(b'h'), r)
     } else {
-        s
+        (None, s)
     };
-    match rest.strip_suffix("ng") {
-        Some(stem) if stem.ends_with(['i', 'e', 'a']) => out.push_str(&format!("{stem}n")),
-        _ => out.push_str(rest),
+    let body = match rest.strip_suffix("ng") {
+        Some(stem) if stem.ends_with(['i', 'e', 'a']) => stem,
+        _ => rest,
+    };
+    let nasal = body.len() != rest.len();
+    let len = usize::from(initial.is_some()) + body.len() + usize::from(nasal);
+    if !s.is_ascii() || len > buf.len() {
+        return s;
     }
-    out
+    let mut at = 0;
+    if let Some(i) = initial {
+        buf[0] = i;
+        at = 1;
+    }
+    buf[at..at + body.len()].copy_from_slice(body.as_bytes());
+    at += body.len();
+    if nasal {
+        buf[at] = b'n';
+        at += 1;
+    }
+    // Only ASCII bytes were written.
+    std::str::from_utf8(&buf[..at]).unwrap_or(s)
 }
 
 fn spoken(name: &str) -> Vec<String> {

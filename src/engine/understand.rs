@@ -31,7 +31,8 @@ pub struct Parsed {
     pub mentions: Vec<Mention>,
     /// One bit per [`Cue`].
     cues: u64,
-    /// Matched trigger keywords with the length (in chars) of each match.
+    /// Matched trigger keywords with the length (in chars) of each match,
+    /// sorted by id (add with [`Parsed::add_keyword`]).
     pub keywords: Vec<(u32, usize)>,
     /// A name-like stretch no known word explains (an unknown person or bank).
     pub unknown_name: Option<String>,
@@ -62,11 +63,20 @@ impl Parsed {
     pub fn cue(&self, c: Cue) -> bool {
         self.cues & (1 << c as u32) != 0
     }
+    /// The weight of a matched keyword (its length), if it matched.
     pub fn keyword(&self, id: u32) -> Option<usize> {
         self.keywords
-            .iter()
-            .find(|(k, _)| *k == id)
-            .map(|(_, len)| *len)
+            .binary_search_by_key(&id, |(k, _)| *k)
+            .ok()
+            .map(|i| self.keywords[i].1)
+    }
+    /// Record a matched keyword; `keywords` stays sorted by id (facts are
+    /// scored by looking keywords up, many times per question).
+    pub fn add_keyword(&mut self, id: u32, len: usize) {
+        match self.keywords.binary_search_by_key(&id, |(k, _)| *k) {
+            Ok(i) => self.keywords[i].1 = self.keywords[i].1.max(len),
+            Err(i) => self.keywords.insert(i, (id, len)),
+        }
     }
     /// English, possibly with Chinese names inside ("What did 李彬 win?").
     pub fn is_english(&self) -> bool {
@@ -98,15 +108,35 @@ impl Parsed {
         Cue::ALL.into_iter().filter(|c| self.cue(*c)).collect()
     }
     /// Only keywords (to score facts by a query's remembered words).
-    pub(super) fn with_keywords(keywords: Vec<(u32, usize)>) -> Self {
-        Parsed {
-            keywords,
-            ..Parsed::default()
+    pub(super) fn with_keywords(keywords: &[(u32, usize)]) -> Self {
+        let mut p = Parsed::default();
+        for (k, len) in keywords {
+            p.add_keyword(*k, *len);
         }
+        p
     }
     pub(super) fn set_cue(&mut self, c: Cue) {
         self.cues |= 1 << c as u32;
     }
+}
+
+/// Whether a piece of a message asks something of its own (a question word,
+/// a yes/no, "呢", "how many"), read cheaply from cue words alone: used to
+/// decide where one message holds several questions.
+pub fn asks_something(index: &Index, input: &str) -> bool {
+    let text = normalize(input);
+    let cue = index.hits(&text).iter().any(|h| {
+        index.senses(h).iter().any(|s| {
+            matches!(
+                s,
+                Sense::Cue(
+                    Cue::Interrogative | Cue::Verify | Cue::Followup | Cue::Count | Cue::Identity
+                )
+            )
+        })
+    });
+    let first = text.trim().split(' ').next().unwrap_or("");
+    cue || index.verify_lead.iter().any(|w| w == first)
 }
 
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
@@ -155,6 +185,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 .iter()
                 .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
             let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
+            let level_only = senses.iter().all(|s| matches!(s, Sense::Level(_)));
             let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
             // A cue word partly overlapping a longer name or prize word is
             // a misreading ("the best" in "the best popularity award").
@@ -190,6 +221,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     });
                     (weak && is_entity(g))
                     || (name_like && names_it)
+                    // A prize word inside a longer one is part of it
+                    // ("merit" in a declared "Merit Award").
+                    || (level_only && outer.iter().any(|s| matches!(s, Sense::Level(_))))
                     || unit_only
                     // "个人" in "几个人" or "这个人" is no individual prize.
                     || (kind_only
@@ -271,10 +305,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     } else {
                         text[h.start..h.end].trim().chars().count()
                     };
-                    match p.keywords.iter_mut().find(|(id, _)| *id == k) {
-                        Some((_, l)) => *l = (*l).max(len),
-                        None => p.keywords.push((k, len)),
-                    }
+                    p.add_keyword(k, len);
                 }
                 Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                 // "奖" in "获奖" counts no awards.
@@ -288,10 +319,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     for (k, s, e) in index.compact_keyword_hits(&text) {
         covered[s..e].fill(true);
         let len = e - s;
-        match p.keywords.iter_mut().find(|(id, _)| *id == k) {
-            Some((_, l)) => *l = (*l).max(len),
-            None => p.keywords.push((k, len)),
-        }
+        p.add_keyword(k, len);
     }
 
     // Entities: longest first, no overlaps; one span may carry several readings.
@@ -360,8 +388,8 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         Sense::Kind(k) => push_unique(&mut p.kinds, k),
                         Sense::Cue(c) => p.set_cue(c),
                         Sense::Keyword(k) => {
-                            if !p.keywords.iter().any(|(id, _)| *id == k) {
-                                p.keywords.push((k, best.typed.chars().count()));
+                            if p.keyword(k).is_none() {
+                                p.add_keyword(k, best.typed.chars().count());
                             }
                         }
                         Sense::Place | Sense::Unit(_) | Sense::Position(_) => {}

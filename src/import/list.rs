@@ -25,11 +25,11 @@
 
 use super::Problem;
 use super::line::{self, Class, Numbering, Part};
-use super::prize::{self, Label};
+use super::prize::{self, Label, NewPrizes};
 use super::row::Row;
 use super::source::Line;
 use super::table::{self, Split, Table};
-use crate::knowledge::{Award, Prize};
+use crate::knowledge::{Award, Prize, PrizeDecl};
 use std::collections::HashMap;
 
 /// A line in context: its class, or a table's header, rule or row.
@@ -165,13 +165,17 @@ fn classify_one(line: &Line, table: &mut Option<Table>, known: &[String]) -> Ite
 #[derive(Debug)]
 pub(crate) struct List {
     pub awards: Vec<Award>,
+    /// The prizes beyond the standard five that the awards use.
+    pub prizes: Vec<PrizeDecl>,
     pub problems: Vec<Problem>,
     /// First and last line (1-based).
     pub span: (usize, usize),
 }
 
-/// Why there is no list.
-pub(crate) fn parse(lines: &[Line]) -> Result<List, String> {
+/// The award list; `given` declares prizes beyond the standard five that
+/// the page may name (others are declared as met, see [`prize::NewPrizes`]).
+/// `Err`: why there is no list.
+pub(crate) fn parse(lines: &[Line], given: &[PrizeDecl]) -> Result<List, String> {
     let items = classify_all(lines);
     let headings: Vec<usize> = (0..items.len())
         .filter(|&i| matches!(items[i], Item::Line(Class::ListHeading(_))))
@@ -189,11 +193,11 @@ pub(crate) fn parse(lines: &[Line]) -> Result<List, String> {
         {
             first = j;
         }
-        return parse_at(lines, &items, first, true);
+        return parse_at(lines, &items, first, true, given);
     }
     let mut reason = String::new();
     for (n, &start) in headings.iter().enumerate() {
-        match parse_at(lines, &items, start, false) {
+        match parse_at(lines, &items, start, false, given) {
             Ok(list) => return Ok(list),
             Err(why) if n == 0 => reason = why,
             Err(_) => {}
@@ -222,6 +226,8 @@ struct Walk<'a> {
     rows_at: HashMap<(Prize, String, String), usize>,
     /// The last prize heading: its line index, prize and rows so far.
     open: Option<(usize, Prize, usize)>,
+    /// Prizes beyond the standard five, declared as they are met.
+    prizes: NewPrizes,
 }
 
 /// Text compared without quotation marks and spaces, exactly as the loader
@@ -249,7 +255,7 @@ impl Walk<'_> {
     }
 
     /// The prize named last on the stack, completed by the headings above it.
-    fn resolve_stack(&self) -> Option<Result<Prize, String>> {
+    fn resolve_stack(&mut self) -> Option<Result<Prize, String>> {
         let at = self.stack.iter().rposition(|f| f.label.name.is_some())?;
         let frame = &self.stack[at];
         let name = frame.label.name.as_ref()?;
@@ -258,13 +264,25 @@ impl Walk<'_> {
             .label
             .kind
             .or_else(|| self.stack[at..].iter().rev().find_map(|f| f.label.kind));
-        Some(prize::resolve(name, frame.label.group, kind, ctx))
+        Some(prize::resolve(
+            name,
+            frame.label.group,
+            kind,
+            ctx,
+            &mut self.prizes,
+        ))
+    }
+
+    /// A prize as the summary writes it (`团体特等奖(银行机构组)`).
+    fn label(&self, prize: &Prize) -> String {
+        self.prizes.levels().full_label_zh(prize)
     }
 
     /// A prize heading without rows is a problem.
     fn close(&mut self) {
         if let Some((at, prize, 0)) = self.open.take() {
-            self.problem(at, format!("no rows under the prize heading {prize}"));
+            let label = self.label(&prize);
+            self.problem(at, format!("no rows under the prize heading {label}"));
         }
     }
 
@@ -308,19 +326,21 @@ impl Walk<'_> {
         }
         let ctx = Self::context(&self.stack);
         let resolved = match &label.name {
-            Some(name) => prize::resolve(name, label.group, label.kind, ctx),
+            Some(name) => prize::resolve(name, label.group, label.kind, ctx, &mut self.prizes),
             None => {
                 let at = self.stack.iter().rposition(|f| f.label.name.is_some());
                 let frame = at.map(|a| &self.stack[a])?;
                 let name = frame.label.name.clone()?;
+                let (group, kind) = (frame.label.group, frame.label.kind);
                 prize::resolve(
                     &name,
-                    label.group.or(frame.label.group),
-                    label.kind.or(frame.label.kind),
+                    label.group.or(group),
+                    label.kind.or(kind),
                     prize::Context {
                         group: label.group.or(ctx.group),
                         kind: label.kind.or(ctx.kind),
                     },
+                    &mut self.prizes,
                 )
             }
         };
@@ -370,8 +390,10 @@ impl Walk<'_> {
         let key = (prize, row.institution.clone(), row.winner.clone());
         if let Some(first) = self.rows_at.get(&key) {
             let why = format!(
-                "{} {}: the same entry as line {first} under {prize}",
-                row.institution, row.winner
+                "{} {}: the same entry as line {first} under {}",
+                row.institution,
+                row.winner,
+                self.label(&prize)
             );
             self.problem(i, why);
             return;
@@ -409,8 +431,15 @@ impl Walk<'_> {
 
 /// The list from `start`: after the list heading there, or (`inclusive`)
 /// beginning with the line there.
-fn parse_at(lines: &[Line], items: &[Item], start: usize, inclusive: bool) -> Result<List, String> {
+fn parse_at(
+    lines: &[Line],
+    items: &[Item],
+    start: usize,
+    inclusive: bool,
+    given: &[PrizeDecl],
+) -> Result<List, String> {
     let mut w = Walk {
+        prizes: NewPrizes::new(given),
         lines,
         stack: Vec::new(),
         current: None,
@@ -514,6 +543,7 @@ fn parse_at(lines: &[Line], items: &[Item], start: usize, inclusive: bool) -> Re
     let mut problems = w.problems;
     problems.sort_by_key(|p| p.line);
     Ok(List {
+        prizes: w.prizes.used_by(&w.awards),
         awards: w.awards,
         problems,
         span: (start + 1, last + 1),
@@ -535,11 +565,17 @@ mod tests {
     }
 
     fn rows(list: &List) -> Vec<(String, usize)> {
+        let levels = crate::knowledge::Levels::new(list.prizes.clone()).unwrap();
         list.awards
             .iter()
             .map(|a| {
                 (
-                    format!("{} {} {}", a.prize(), a.institution, a.winner),
+                    format!(
+                        "{} {} {}",
+                        levels.full_label_zh(&a.prize()),
+                        a.institution,
+                        a.winner
+                    ),
                     a.line,
                 )
             })
@@ -549,7 +585,7 @@ mod tests {
     #[test]
     fn sections_nest_by_numbering_and_by_what_they_name() {
         let text = "获奖名单\n一、团体奖\n（一）银行机构组\n1.一等奖：浙商银行 数智先锋队\n2.二等奖：杭州银行 杭银数据队、宁波银行 甬数队\n（二）保险机构组\n1.一等奖：人保财险 人保数智队\n二、个人奖\n（一）银行机构组\n一等奖：浙商银行 王芳\n三、最佳人气奖：浙商银行 数智先锋队\n\n11月21日，大赛在杭州举行。\n";
-        let list = parse(&lines(text)).unwrap();
+        let list = parse(&lines(text), &[]).unwrap();
         assert!(list.problems.is_empty(), "{:?}", list.problems);
         assert_eq!(
             rows(&list),
@@ -566,22 +602,35 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_prizes_are_problems_with_their_rows() {
+    fn new_prizes_are_declared_with_their_rows() {
         let text = "获奖名单\n一、银行机构组\n团体特等奖：浙商银行 数智先锋队\n团体一等奖：杭州银行 杭银数据队\n最佳创意奖\n宁波银行 甬数队\n";
-        let list = parse(&lines(text)).unwrap();
-        assert_eq!(list.awards.len(), 1);
-        assert_eq!(list.awards[0].level, Level::First);
+        let list = parse(&lines(text), &[]).unwrap();
+        assert!(list.problems.is_empty(), "{:?}", list.problems);
+        assert_eq!(
+            rows(&list),
+            [
+                ("团体特等奖(银行机构组) 浙商银行 数智先锋队".to_string(), 3),
+                ("团体一等奖(银行机构组) 杭州银行 杭银数据队".to_string(), 4),
+                // A "best …" award under a group section is contest-wide.
+                ("最佳创意奖 宁波银行 甬数队".to_string(), 6),
+            ]
+        );
+        let ids: Vec<&str> = list.prizes.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["grand", "best_creativity"]);
+        assert_eq!(list.awards[1].level, Level::First);
         assert_eq!(list.awards[0].group, Some(Group::Bank));
         assert_eq!(list.awards[0].kind, Kind::Team);
-        let found: Vec<(usize, &str)> = list
-            .problems
-            .iter()
-            .map(|p| (p.line, p.why.as_str()))
-            .collect();
-        assert_eq!(found[0], (3, "prize 特等奖 is not supported yet"));
-        assert!(found[1].0 == 3 && found[1].1.contains("浙商银行 数智先锋队"));
-        assert_eq!(found[2], (5, "prize 最佳创意奖 is not supported yet"));
-        assert_eq!(found[3].0, 6);
-        assert_eq!(found.len(), 4);
+    }
+
+    #[test]
+    fn a_declared_prize_without_rows_is_not_kept() {
+        let text = "获奖名单\n银行机构组\n团体特等奖\n团体一等奖：杭州银行 杭银数据队\n";
+        let list = parse(&lines(text), &[]).unwrap();
+        assert_eq!(list.problems.len(), 1, "{:?}", list.problems);
+        assert_eq!(
+            list.problems[0].why,
+            "no rows under the prize heading 团体特等奖(银行机构组)"
+        );
+        assert!(list.prizes.is_empty());
     }
 }

@@ -8,6 +8,7 @@
 //! import_report(text, "2023-11-….html")  → Imported { meta, awards, summary, problems }
 //! write_report(&imported, out)           → out/reports/<id>/report.json
 //!                                          out/reports/<id>/awards.json
+//!                                          out/reports/<id>/prizes.json (new prizes only)
 //!                                          out/sources/<source>   (what rows are checked against)
 //!                                          out/sources/<page>.html (an HTML page, kept as given)
 //! ```
@@ -25,7 +26,8 @@
 //!   [`row`]: one entry (`institution  winner` in its written forms);
 //!   [`table`]: header rows and table rows;
 //! - [`prize`]: every word that names a prize, kind or group — the one place
-//!   prize recognition lives;
+//!   prize recognition lives — and the declarations of prizes beyond the
+//!   standard five (特等奖, 最佳创意奖 …) that a page names;
 //! - [`list`]: where the award list is and which prize each entry is under;
 //! - [`meta`]: title, contest, year, final, counts, id;
 //! - [`summary`]: what was understood; [`write`]: the files.
@@ -52,7 +54,7 @@ pub use write::{
     FileStatus, WriteOptions, WrittenFile, WrittenFiles, write_report, write_report_with,
 };
 
-use crate::knowledge::{Award, ReportMeta};
+use crate::knowledge::{Award, Levels, PrizeDecl, ReportMeta};
 use std::path::PathBuf;
 
 /// Why a text could not be imported or the files not written.
@@ -121,6 +123,11 @@ pub struct ImportOptions {
     pub final_date: Option<String>,
     /// Where the final took place.
     pub city: Option<String>,
+    /// Prizes beyond the standard five that the page may name, as in a
+    /// prizes.json: a name they give (`zh` or an alias) is read as that
+    /// prize, with its id, label and rank, instead of the importer's
+    /// defaults (see [`prize`]).
+    pub prizes: Vec<PrizeDecl>,
 }
 
 /// A report read from its text, ready to be written.
@@ -128,6 +135,9 @@ pub struct ImportOptions {
 pub struct Imported {
     pub meta: ReportMeta,
     pub awards: Vec<Award>,
+    /// The standard levels and the prizes the report declares (written to
+    /// prizes.json when there are any).
+    pub levels: Levels,
     pub summary: Summary,
     /// Lines inside the award list that could not be placed (also in the summary).
     pub problems: Vec<Problem>,
@@ -169,6 +179,20 @@ impl Imported {
         }
         Ok(format!("[\n{}\n]\n", rows.join(",\n")))
     }
+
+    /// `prizes.json` as it is written (`None` when the report has only
+    /// standard prizes): one declaration a line, like awards.json.
+    pub fn prizes_json(&self) -> Result<Option<String>, ImportError> {
+        let declared = self.levels.declared();
+        if declared.is_empty() {
+            return Ok(None);
+        }
+        let rows = declared
+            .iter()
+            .map(|d| serde_json::to_string(d).map(|row| format!("  {row}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(format!("[\n{}\n]\n", rows.join(",\n"))))
+    }
 }
 
 /// Read a report. `source_name` is its file name (e.g.
@@ -189,6 +213,17 @@ pub fn import_report_with(
     if let Some(id) = &options.id {
         meta::check_id(id)?;
     }
+    if let Err(e) = Levels::new(options.prizes.clone()) {
+        let id = options
+            .prizes
+            .get(e.index)
+            .map_or(String::new(), |d| d.id.to_string());
+        return Err(invalid_option(
+            "prize declaration",
+            &id,
+            format!("field `{}`: {}", e.field, e.message),
+        ));
+    }
     let format = options
         .format
         .unwrap_or_else(|| Format::detect(source_name, text));
@@ -196,12 +231,27 @@ pub fn import_report_with(
     if source.lines.iter().all(|l| l.text.trim().is_empty()) {
         return Err(not_a_report("the text is empty"));
     }
-    let list = list::parse(&source.lines).map_err(not_a_report)?;
+    let list = list::parse(&source.lines, &options.prizes).map_err(not_a_report)?;
+    // Declarations the importer made and those given can disagree (a given
+    // alias that is a default's name): say so rather than write data that
+    // does not load.
+    let levels = Levels::new(list.prizes.clone()).map_err(|e| {
+        let id = list
+            .prizes
+            .get(e.index)
+            .map_or(String::new(), |d| d.id.to_string());
+        invalid_option(
+            "prize declaration",
+            &id,
+            format!("field `{}`: {}", e.field, e.message),
+        )
+    })?;
     let lines: Vec<&str> = source.lines.iter().map(|l| l.text.as_str()).collect();
     let meta = read_meta(&lines, &source, options)?;
-    let summary = Summary::new(&list.awards, list.problems.clone());
+    let summary = Summary::new(&list.awards, list.problems.clone(), levels.clone());
     Ok(Imported {
         meta,
+        levels,
         awards: list.awards,
         summary,
         problems: list.problems,

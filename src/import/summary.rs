@@ -1,6 +1,6 @@
 //! What an import understood, for the operator to check before writing.
 
-use crate::knowledge::{Award, Group, Level, Prize};
+use crate::knowledge::{Award, Group, Levels, Prize};
 use std::fmt;
 
 /// A line inside the award list that could not be placed.
@@ -19,7 +19,8 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Rows and prizes of one group (`None`: the prizes without a group, 最佳人气奖).
+/// Rows and prizes of one group (`None`: the prizes without a group, such as
+/// the 最佳人气奖).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCount {
     pub group: Option<Group>,
@@ -39,9 +40,11 @@ pub struct PrizeRows {
 pub struct Summary {
     /// Banking, insurance, then the prizes without a group; only those with rows.
     pub groups: Vec<GroupCount>,
-    /// In the same order; within a group team prizes first, by level.
+    /// In the same order; within a group team prizes first, by rank.
     pub prizes: Vec<PrizeRows>,
     pub problems: Vec<Problem>,
+    /// The standard levels and the prizes the report declares.
+    pub levels: Levels,
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -60,7 +63,7 @@ fn group_rank(g: Option<Group>) -> usize {
 }
 
 impl Summary {
-    pub(crate) fn new(awards: &[Award], problems: Vec<Problem>) -> Summary {
+    pub(crate) fn new(awards: &[Award], problems: Vec<Problem>, levels: Levels) -> Summary {
         let mut prizes: Vec<PrizeRows> = Vec::new();
         for a in awards {
             let row = (a.line, a.institution.clone(), a.winner.clone());
@@ -72,7 +75,14 @@ impl Summary {
                 }),
             }
         }
-        prizes.sort_by_key(|p| (group_rank(p.prize.group), p.prize.kind, p.prize.level));
+        prizes.sort_by_key(|p| {
+            (
+                group_rank(p.prize.group),
+                p.prize.kind,
+                levels.rank(p.prize.level),
+                p.prize.level,
+            )
+        });
         let mut groups: Vec<GroupCount> = Vec::new();
         for p in &prizes {
             match groups.iter_mut().find(|g| g.group == p.prize.group) {
@@ -91,6 +101,7 @@ impl Summary {
             groups,
             prizes,
             problems,
+            levels,
         }
     }
 
@@ -106,19 +117,16 @@ impl Summary {
                     plural(g.rows, "row", "rows"),
                     plural(g.prizes, "prize", "prizes")
                 ),
-                None if g.prizes == 1 => {
-                    format!(
-                        "{}: {}",
-                        Level::MostPopular.zh(),
-                        plural(g.rows, "row", "rows")
-                    )
+                // The prizes without a group, by name (最佳人气奖: 2 rows).
+                None => {
+                    let labels: Vec<String> = self
+                        .prizes
+                        .iter()
+                        .filter(|p| p.prize.group.is_none())
+                        .map(|p| self.levels.label_zh(&p.prize))
+                        .collect();
+                    format!("{}: {}", labels.join("、"), plural(g.rows, "row", "rows"))
                 }
-                None => format!(
-                    "{}: {} in {}",
-                    Level::MostPopular.zh(),
-                    plural(g.rows, "row", "rows"),
-                    plural(g.prizes, "prize", "prizes")
-                ),
             })
             .collect();
         if parts.is_empty() {
@@ -146,11 +154,36 @@ impl fmt::Display for Summary {
             write!(
                 f,
                 "\n{indent}{} ({})",
-                p.prize.label_zh(),
+                self.levels.label_zh(&p.prize),
                 plural(p.rows.len(), "row", "rows")
             )?;
             for (line, institution, winner) in &p.rows {
                 write!(f, "\n{indent}  line {line}: {institution} | {winner}")?;
+            }
+        }
+        let declared = self.levels.declared();
+        if !declared.is_empty() {
+            write!(
+                f,
+                "\n{} beyond the standard five (written to prizes.json):",
+                plural(declared.len(), "prize", "prizes")
+            )?;
+            for d in declared {
+                let rank = match (d.above, d.below) {
+                    (Some(l), _) => format!("ranks above {}", self.levels.zh(l)),
+                    (_, Some(l)) => format!("ranks below {}", self.levels.zh(l)),
+                    _ => "a standalone award, no rank".to_string(),
+                };
+                let split = match (d.by_group, d.by_kind) {
+                    (true, true) => "by group and 团体/个人",
+                    (true, false) => "by group",
+                    (false, true) => "by 团体/个人, no group",
+                    (false, false) => "no group",
+                };
+                write!(f, "\n  {} `{}` \"{}\": {rank}; {split}", d.zh, d.id, d.en)?;
+                if d.en == d.zh {
+                    write!(f, " (give it an English label and a rank in prizes.json)")?;
+                }
             }
         }
         if !self.problems.is_empty() {

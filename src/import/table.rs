@@ -373,9 +373,12 @@ impl Table {
         if label.kind.is_none() {
             label.kind = winner_kind;
         }
-        // The 最佳人气奖 has no group: a 组别 merged down from the rows above
-        // is not its own.
-        if label.name == Some(prize::Name::Level(crate::knowledge::Level::MostPopular))
+        // The 最佳人气奖 (a new 最佳创意奖 too) has no group: a 组别 merged
+        // down from the rows above is not its own.
+        if label
+            .name
+            .as_ref()
+            .is_some_and(prize::Name::is_contest_wide)
             && inherited_group
             && !own_group
         {
@@ -530,5 +533,24 @@ mod tests {
         assert_eq!(parts.len(), 1);
         let (_, parts) = t.row(&s(&["", "", "", "赵二"]));
         assert!(matches!(parts[0], Part::Bad { .. }));
+    }
+
+    #[test]
+    fn a_contest_wide_prize_does_not_take_a_merged_group() {
+        let mut t = Table::new(
+            vec![
+                Column::Group,
+                Column::Prize,
+                Column::Institution,
+                Column::Winner(None),
+            ],
+            Split::Cells,
+        );
+        t.row(&s(&["保险机构组", "团体一等奖", "人保财险", "人保队"]));
+        let (l, _) = t.row(&s(&["", "最佳创意奖", "温州银行", "温银队"]));
+        assert_eq!(l.group, None);
+        assert_eq!(l.name, Some(Name::New("最佳创意奖".into())));
+        let (l, _) = t.row(&s(&["", "团体特等奖", "国寿", "国寿队"]));
+        assert_eq!(l.group, Some(Group::Insurance));
     }
 }

@@ -34,7 +34,8 @@ pub struct WrittenFile {
 pub struct WrittenFiles {
     /// `<out>/reports/<id>`
     pub report_dir: PathBuf,
-    /// report.json, awards.json, the source text, then the page it was read from (HTML).
+    /// report.json, awards.json, prizes.json (if any), the source text, then
+    /// the page it was read from (HTML).
     pub files: Vec<WrittenFile>,
 }
 
@@ -55,7 +56,8 @@ impl fmt::Display for WrittenFiles {
     }
 }
 
-/// Write `<out>/reports/<id>/{report,awards}.json` and `<out>/sources/<source>`.
+/// Write `<out>/reports/<id>/{report,awards}.json` (and `prizes.json` when
+/// the report declares prizes beyond the standard five) and `<out>/sources/<source>`.
 /// An existing file with other content is an error ([`ImportError::Exists`]);
 /// the same content is left alone.
 pub fn write_report(imported: &Imported, out_dir: &Path) -> Result<WrittenFiles, ImportError> {
@@ -77,11 +79,14 @@ pub fn write_report_with(
     let mut planned = vec![
         (report_dir.join("report.json"), imported.report_json()?),
         (report_dir.join("awards.json"), imported.awards_json()?),
-        (
-            out_dir.join("sources").join(&meta.source),
-            imported.source_text.clone(),
-        ),
     ];
+    if let Some(prizes) = imported.prizes_json()? {
+        planned.push((report_dir.join("prizes.json"), prizes));
+    }
+    planned.push((
+        out_dir.join("sources").join(&meta.source),
+        imported.source_text.clone(),
+    ));
     // A page is kept beside the text read from it.
     if let Some((name, text)) = &imported.original {
         check_file_name("source name", name)?;

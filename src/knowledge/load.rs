@@ -1,8 +1,8 @@
 //! Reading a data directory (or the built-in copy) and checking it.
 
 use super::{
-    AntiFraud, Award, Fact, Institution, Knowledge, Lexicon, Report, ReportMeta, ReportTexts,
-    Subject,
+    AntiFraud, Award, Fact, Institution, Knowledge, Levels, Lexicon, PrizeDecl, Report, ReportMeta,
+    ReportTexts, Subject,
 };
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
@@ -98,6 +98,7 @@ fn element_line(text: &str, index: usize) -> usize {
 /// The texts of one report directory.
 struct ReportFiles<'a> {
     awards: &'a str,
+    prizes: Option<&'a str>,
     facts: Option<&'a str>,
     subjects: Option<&'a str>,
     antifraud: Option<&'a str>,
@@ -109,6 +110,7 @@ const BUILTIN_REPORTS: &[(&str, &str, ReportFiles<'static>)] = &[(
     include_str!("../../data/reports/2022-zhejiang/report.json"),
     ReportFiles {
         awards: include_str!("../../data/reports/2022-zhejiang/awards.json"),
+        prizes: None,
         facts: Some(include_str!("../../data/reports/2022-zhejiang/facts.json")),
         subjects: Some(include_str!(
             "../../data/reports/2022-zhejiang/subjects.json"
@@ -188,12 +190,14 @@ pub(super) fn from_dir(root: &Path) -> Result<Knowledge, DataError> {
         let meta: ReportMeta = parse(&meta_path, &read(&meta_path)?)?;
         let source = read(&root.join("sources").join(&meta.source))?;
         let awards = read(&dir.join("awards.json"))?;
+        let prizes = read_optional(&dir.join("prizes.json"))?;
         let facts = read_optional(&dir.join("facts.json"))?;
         let subjects = read_optional(&dir.join("subjects.json"))?;
         let antifraud = read_optional(&dir.join("antifraud.json"))?;
         let texts = read_optional(&dir.join("texts.json"))?;
         let files = ReportFiles {
             awards: &awards,
+            prizes: prizes.as_deref(),
             facts: facts.as_deref(),
             subjects: subjects.as_deref(),
             antifraud: antifraud.as_deref(),
@@ -237,6 +241,11 @@ fn build_report(
     let awards_text = files.awards;
     let facts_text = files.facts;
     let awards: Vec<Award> = parse(&awards_path, awards_text)?;
+    let prizes_path = dir.join("prizes.json");
+    let levels = match files.prizes {
+        Some(text) => check_prizes(&prizes_path, text, parse(&prizes_path, text)?)?,
+        None => Levels::default(),
+    };
     let facts: Vec<Fact> = match facts_text {
         Some(t) => parse(&facts_path, t)?,
         None => Vec::new(),
@@ -264,7 +273,7 @@ fn build_report(
             format!("{:?} does not occur in the report text", meta.contest),
         ));
     }
-    check_awards(&awards_path, awards_text, &awards, &source_text)?;
+    check_awards(&awards_path, awards_text, &awards, &levels, &source_text)?;
     check_antifraud(&antifraud_path, &antifraud, &source_text)?;
     check_subjects(
         &subjects_path,
@@ -277,10 +286,12 @@ fn build_report(
         facts_text.unwrap_or(""),
         &facts,
         &subjects,
+        &levels,
         &source_text,
     )?;
     Ok(Report {
         meta,
+        levels,
         awards,
         facts,
         subjects,
@@ -290,7 +301,37 @@ fn build_report(
     })
 }
 
-fn check_awards(path: &Path, text: &str, awards: &[Award], source: &str) -> Result<(), DataError> {
+/// Read and check a prizes.json on its own (for `reportbot import --prizes`).
+pub fn read_prizes(path: &Path) -> Result<Vec<PrizeDecl>, DataError> {
+    let text = read(path)?;
+    let levels = check_prizes(path, &text, parse(path, &text)?)?;
+    Ok(levels.declared().to_vec())
+}
+
+/// prizes.json: each declaration checked, placed among the standard levels.
+fn check_prizes(path: &Path, text: &str, declared: Vec<PrizeDecl>) -> Result<Levels, DataError> {
+    let ids: Vec<String> = declared.iter().map(|d| d.id.to_string()).collect();
+    Levels::new(declared).map_err(|e| {
+        invalid(
+            path,
+            format!(
+                "line {} (prize {:?}) field `{}`",
+                element_line(text, e.index),
+                ids.get(e.index).map_or("", String::as_str),
+                e.field
+            ),
+            e.message,
+        )
+    })
+}
+
+fn check_awards(
+    path: &Path,
+    text: &str,
+    awards: &[Award],
+    levels: &Levels,
+    source: &str,
+) -> Result<(), DataError> {
     if awards.is_empty() {
         return Err(invalid(path, "top level", "the award list is empty"));
     }
@@ -325,12 +366,45 @@ fn check_awards(path: &Path, text: &str, awards: &[Award], source: &str) -> Resu
                 ),
             ));
         }
-        if (a.level == super::Level::MostPopular) != a.group.is_none() {
+        if !levels.knows(a.level) {
             return Err(invalid(
                 path,
-                format!("{} field `group`", place()),
-                "only the 最佳人气奖 has no group",
+                format!("{} field `level`", place()),
+                format!(
+                    "prize {:?} is not declared in prizes.json (the standard ones are first, second, third, excellence, most_popular)",
+                    a.level.name()
+                ),
             ));
+        }
+        match (levels.by_group(a.level), a.group) {
+            (true, None) => {
+                return Err(invalid(
+                    path,
+                    format!("{} field `group`", place()),
+                    format!(
+                        "the {} is split by group: the row needs one",
+                        levels.zh(a.level)
+                    ),
+                ));
+            }
+            (false, Some(_)) if a.level == super::Level::MostPopular => {
+                return Err(invalid(
+                    path,
+                    format!("{} field `group`", place()),
+                    "only the 最佳人气奖 has no group",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    path,
+                    format!("{} field `group`", place()),
+                    format!(
+                        "the {} is not split by group (prizes.json `by_group`): the row has none",
+                        levels.zh(a.level)
+                    ),
+                ));
+            }
+            _ => {}
         }
         if !seen.insert((a.prize(), a.institution.clone(), a.winner.clone())) {
             return Err(invalid(path, place(), "duplicate award row"));
@@ -350,7 +424,7 @@ fn plain_text(s: &str) -> String {
 
 fn check_evidence(
     path: &Path,
-    place: &str,
+    place: &dyn Fn() -> String,
     evidence: &[String],
     values: &[String],
     source: &str,
@@ -358,7 +432,7 @@ fn check_evidence(
     if evidence.is_empty() {
         return Err(invalid(
             path,
-            format!("{place} field `evidence`"),
+            format!("{} field `evidence`", place()),
             "needs at least one quote from the report",
         ));
     }
@@ -366,7 +440,7 @@ fn check_evidence(
         if e.is_empty() || !source.contains(e.as_str()) {
             return Err(invalid(
                 path,
-                format!("{place} field `evidence`"),
+                format!("{} field `evidence`", place()),
                 format!("not found in the report text: {e:?}"),
             ));
         }
@@ -375,7 +449,7 @@ fn check_evidence(
         if !evidence.iter().any(|e| e.contains(v.as_str())) {
             return Err(invalid(
                 path,
-                format!("{place} field `values`"),
+                format!("{} field `values`", place()),
                 format!("{v:?} is not in its evidence"),
             ));
         }
@@ -391,14 +465,15 @@ fn check_subjects(
 ) -> Result<(), DataError> {
     let mut ids = HashSet::new();
     for (i, s) in subjects.iter().enumerate() {
-        let place = format!("line {} (subject {:?})", element_line(text, i), s.id);
+        // Where an error is: computed only for an error (it scans the text).
+        let place = || format!("line {} (subject {:?})", element_line(text, i), s.id);
         if s.id.is_empty() || !ids.insert(s.id.as_str()) {
-            return Err(invalid(path, place, "empty or duplicate id"));
+            return Err(invalid(path, place(), "empty or duplicate id"));
         }
         if s.words.iter().all(|w| w.trim().is_empty()) {
             return Err(invalid(
                 path,
-                format!("{place} field `words`"),
+                format!("{} field `words`", place()),
                 "needs a word",
             ));
         }
@@ -407,7 +482,7 @@ fn check_subjects(
         {
             return Err(invalid(
                 path,
-                format!("{place} field `case`"),
+                format!("{} field `case`", place()),
                 format!("no case {case:?} in antifraud.json"),
             ));
         }
@@ -424,18 +499,19 @@ fn check_facts(
     text: &str,
     facts: &[Fact],
     subjects: &[Subject],
+    levels: &Levels,
     source: &str,
 ) -> Result<(), DataError> {
     let mut ids = HashSet::new();
     for (i, f) in facts.iter().enumerate() {
-        let place = format!("line {} (fact {:?})", element_line(text, i), f.id);
+        let place = || format!("line {} (fact {:?})", element_line(text, i), f.id);
         if !ids.insert(f.id.as_str()) {
-            return Err(invalid(path, place, "duplicate id"));
+            return Err(invalid(path, place(), "duplicate id"));
         }
         if !subjects.iter().any(|s| s.id == f.subject) {
             return Err(invalid(
                 path,
-                format!("{place} field `subject`"),
+                format!("{} field `subject`", place()),
                 format!("no subject {:?} in subjects.json", f.subject),
             ));
         }
@@ -446,7 +522,7 @@ fn check_facts(
         if let Some(w) = unknown {
             return Err(invalid(
                 path,
-                format!("{place} field `triggers`"),
+                format!("{} field `triggers`", place()),
                 format!("{w:?} names no subject and no lexicon list"),
             ));
         }
@@ -457,8 +533,17 @@ fn check_facts(
         {
             return Err(invalid(
                 path,
-                format!("{place} field `triggers`"),
+                format!("{} field `triggers`", place()),
                 "every trigger group needs a keyword",
+            ));
+        }
+        if let Some(level) = f.winners.and_then(|w| w.level)
+            && !levels.knows(level)
+        {
+            return Err(invalid(
+                path,
+                format!("{} field `winners`", place()),
+                format!("prize {:?} is not declared in prizes.json", level.name()),
             ));
         }
         check_evidence(path, &place, &f.evidence, &f.values, source)?;
@@ -477,7 +562,13 @@ fn check_antifraud(path: &Path, af: &AntiFraud, source: &str) -> Result<(), Data
                 format!("unknown topic {:?}", t.topic),
             ));
         }
-        check_evidence(path, &place, std::slice::from_ref(&t.evidence), &[], source)?;
+        check_evidence(
+            path,
+            &|| place.clone(),
+            std::slice::from_ref(&t.evidence),
+            &[],
+            source,
+        )?;
     }
     for c in &af.cases {
         let place = format!("case {:?}", c.id);
@@ -488,7 +579,7 @@ fn check_antifraud(path: &Path, af: &AntiFraud, source: &str) -> Result<(), Data
                 format!("unknown topic {bad:?}"),
             ));
         }
-        check_evidence(path, &place, &c.evidence, &c.values, source)?;
+        check_evidence(path, &|| place.clone(), &c.evidence, &c.values, source)?;
     }
     Ok(())
 }
@@ -515,6 +606,17 @@ fn finish(
             ));
         }
     }
+    check_levels_agree(root, &reports)?;
+    if let Some(l) = lexicon.levels.keys().find(|l| l.is_declared()) {
+        return Err(invalid(
+            &root.join("lexicon.json"),
+            "field `levels`",
+            format!(
+                "{:?} is not a standard level; a report's own prizes are declared in its prizes.json",
+                l.name()
+            ),
+        ));
+    }
     // Newest contest first; questions without a year are about it.
     reports.sort_by(|a, b| {
         b.meta
@@ -534,12 +636,54 @@ fn finish(
             }
         }
     }
+    let levels = Levels::merged(reports.iter().map(|r| &r.levels));
     Ok(Knowledge {
         reports,
         institutions,
         team_aliases,
         lexicon,
+        levels,
     })
+}
+
+/// Questions and buttons name a declared prize by its id and its words in
+/// every report at once: an id must mean the same prize in every report
+/// that declares it, and a word must name one prize.
+fn check_levels_agree(root: &Path, reports: &[Report]) -> Result<(), DataError> {
+    let path = |r: &Report| root.join("reports").join(&r.meta.id).join("prizes.json");
+    for (i, r) in reports.iter().enumerate() {
+        for d in r.levels.declared() {
+            for other in &reports[..i] {
+                for e in other.levels.declared() {
+                    let place = format!("prize {:?}", d.id.as_str());
+                    if e.id == d.id && e != d {
+                        return Err(invalid(
+                            &path(r),
+                            place,
+                            format!(
+                                "declared differently in report {:?}; one id is one prize in every report",
+                                other.meta.id
+                            ),
+                        ));
+                    }
+                    if e.id != d.id
+                        && let Some(w) = d.words().find(|w| e.words().any(|x| x == *w))
+                    {
+                        return Err(invalid(
+                            &path(r),
+                            place,
+                            format!(
+                                "{w:?} also names the prize {:?} of report {:?}",
+                                e.id.as_str(),
+                                other.meta.id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

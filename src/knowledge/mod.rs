@@ -10,6 +10,7 @@
 //! sources/<file>.txt         the published report texts
 //! reports/<id>/report.json   the contest: name, year, final date, city
 //! reports/<id>/awards.json   one row per award, with its source line
+//! reports/<id>/prizes.json   prizes beyond the standard five (optional; see [`Levels`])
 //! reports/<id>/facts.json    stated facts, each with verbatim evidence
 //! reports/<id>/subjects.json what the facts are about, and the words for it
 //! reports/<id>/texts.json    how the bot presents it: examples, a summary (optional)
@@ -19,12 +20,14 @@
 //! Every fact is checked against its report's text while loading, so a broken or
 //! invented entry stops start-up with an error naming the file and the place.
 
+mod levels;
 mod lexicon;
 mod load;
 mod model;
 
+pub use levels::{DeclError, Levels, PrizeDecl, PrizeId, STANDALONE};
 pub use lexicon::{Lexicon, UnitClass};
-pub use load::DataError;
+pub use load::{DataError, read_prizes};
 pub use model::*;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +36,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone)]
 pub struct Report {
     pub meta: ReportMeta,
+    /// Its prize levels: the standard five and those its prizes.json declares.
+    pub levels: Levels,
     pub awards: Vec<Award>,
     pub facts: Vec<Fact>,
     /// What the facts are about (subjects.json).
@@ -53,6 +58,11 @@ impl Report {
             .filter(|p| seen.insert(*p))
             .collect()
     }
+
+    /// Some row of the award list has this level.
+    pub fn has_level(&self, level: Level) -> bool {
+        self.awards.iter().any(|a| a.level == level)
+    }
 }
 
 /// Everything the bot knows, validated.
@@ -64,6 +74,9 @@ pub struct Knowledge {
     /// Team name → short names people type for it.
     pub team_aliases: BTreeMap<String, Vec<String>>,
     pub lexicon: Lexicon,
+    /// The prize levels of every report together (a declared id means the
+    /// same prize in every report that declares it).
+    pub levels: Levels,
 }
 
 impl Knowledge {

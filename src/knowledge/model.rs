@@ -2,7 +2,6 @@
 //! [`Knowledge`](super::Knowledge) exists, every prize, group and level is valid.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The two competition groups of the contest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -20,15 +19,18 @@ pub enum Kind {
     Individual,
 }
 
-/// Prize level, in the order the award list gives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
+/// Prize level: one of the five standard ones, or a prize a report declares
+/// in its `prizes.json` (特等奖, 最佳创意奖 …). Names, labels and ranks live
+/// in [`Levels`](super::Levels); in JSON a level is its name (`first` …
+/// `most_popular`) or its declared id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
     First,
     Second,
     Third,
     Excellence,
     MostPopular,
+    Declared(super::PrizeId),
 }
 
 impl Group {
@@ -81,47 +83,8 @@ impl Kind {
     }
 }
 
-impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::First,
-        Level::Second,
-        Level::Third,
-        Level::Excellence,
-        Level::MostPopular,
-    ];
-    pub fn zh(self) -> &'static str {
-        match self {
-            Level::First => "一等奖",
-            Level::Second => "二等奖",
-            Level::Third => "三等奖",
-            Level::Excellence => "优胜奖",
-            Level::MostPopular => "最佳人气奖",
-        }
-    }
-    pub fn en(self) -> &'static str {
-        match self {
-            Level::First => "First Prize",
-            Level::Second => "Second Prize",
-            Level::Third => "Third Prize",
-            Level::Excellence => "Excellence Award",
-            Level::MostPopular => "Most Popular Award",
-        }
-    }
-    pub fn code(self) -> &'static str {
-        match self {
-            Level::First => "1",
-            Level::Second => "2",
-            Level::Third => "3",
-            Level::Excellence => "x",
-            Level::MostPopular => "m",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Self> {
-        Level::ALL.into_iter().find(|l| l.code() == s)
-    }
-}
-
-/// A prize of the award list. The 最佳人气奖 has no group and no kind of its own.
+/// A prize of the award list. A prize not split by group (the 最佳人气奖) has
+/// no group; one not split by kind is labelled without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prize {
     pub level: Level,
@@ -131,36 +94,18 @@ pub struct Prize {
 
 impl Prize {
     /// The label as the report writes it, e.g. `团体一等奖` or `最佳人气奖`.
-    pub fn label_zh(&self) -> String {
-        match self.level {
-            Level::MostPopular => Level::MostPopular.zh().to_string(),
-            l => format!("{}{}", self.kind.zh(), l.zh()),
-        }
+    pub fn label_zh(&self, levels: &super::Levels) -> String {
+        levels.label_zh(self)
     }
-    pub fn label_en(&self) -> String {
-        match self.level {
-            Level::MostPopular => Level::MostPopular.en().to_string(),
-            l => format!("{} {}", self.kind.en(), l.en()),
-        }
+    pub fn label_en(&self, levels: &super::Levels) -> String {
+        levels.label_en(self)
     }
     /// Label with its group, e.g. `团体一等奖(银行机构组)`.
-    pub fn full_label_zh(&self) -> String {
-        match self.group {
-            Some(g) => format!("{}({})", self.label_zh(), g.zh()),
-            None => self.label_zh(),
-        }
+    pub fn full_label_zh(&self, levels: &super::Levels) -> String {
+        levels.full_label_zh(self)
     }
-    pub fn full_label_en(&self) -> String {
-        match self.group {
-            Some(g) => format!("{} ({})", self.label_en(), g.en()),
-            None => self.label_en(),
-        }
-    }
-}
-
-impl fmt::Display for Prize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.full_label_zh())
+    pub fn full_label_en(&self, levels: &super::Levels) -> String {
+        levels.full_label_en(self)
     }
 }
 

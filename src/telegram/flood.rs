@@ -1,8 +1,10 @@
-//! Flood protection per user: more than `max_messages` within `window` gets one
-//! polite notice, then silence for `cooldown`, so one user cannot starve others.
+//! Flood protection per sender: more than `max_messages` within `window` gets
+//! one polite notice, then silence for `cooldown`, so one user cannot starve
+//! others. Checked on arrival (see `intake`); the notice is owed to one
+//! message and sent by that message's handler, in order.
 
 use crate::config::FloodSettings;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,9 @@ pub struct FloodGuard {
     max: usize,
     window: Duration,
     cooldown: Duration,
-    users: Mutex<HashMap<u64, Window>>,
+    users: Mutex<HashMap<i64, Window>>,
+    /// (chat, message id) of messages to be answered with the notice.
+    notices: Mutex<HashSet<(i64, i32)>>,
 }
 
 /// Above this many tracked users, idle ones are forgotten.
@@ -40,10 +44,29 @@ impl FloodGuard {
             window: Duration::from_secs(s.window_secs),
             cooldown: Duration::from_secs(s.cooldown_secs),
             users: Mutex::new(HashMap::new()),
+            notices: Mutex::new(HashSet::new()),
         }
     }
 
-    pub fn check(&self, user: u64, now: Instant) -> Verdict {
+    /// The notice goes out as the answer to this message.
+    pub fn owe_notice(&self, chat: i64, message: i32) {
+        let mut n = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        if n.len() > TRACKED_USERS {
+            n.clear();
+        }
+        n.insert((chat, message));
+    }
+
+    /// Is the notice the answer to this message? (Once.)
+    pub fn take_notice(&self, chat: i64, message: i32) -> bool {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(chat, message))
+    }
+
+    /// `sender`: a user id, or a chat id for messages sent as a chat.
+    pub fn check(&self, sender: i64, now: Instant) -> Verdict {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if users.len() > TRACKED_USERS {
             let window = self.window;
@@ -54,7 +77,7 @@ impl FloodGuard {
                         .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
-        let w = users.entry(user).or_default();
+        let w = users.entry(sender).or_default();
         if let Some(until) = w.cooldown_until {
             if now < until {
                 return Verdict::Drop;

@@ -4,9 +4,8 @@
 use super::App;
 use super::commands::Command;
 use super::conversations::ConversationKey;
-use super::flood::Verdict;
 use super::keyboards::{self, Callback};
-use super::send::{SendFailure, send_html, with_retry};
+use super::send::{Destination, SendFailure, send_html, with_retry};
 use super::subscriptions;
 use crate::engine::{Answer, Intent, Lang, PrizeFilter, Reply};
 use crate::render;
@@ -15,38 +14,89 @@ use std::time::Instant;
 use teloxide::prelude::*;
 use teloxide::types::{
     InlineKeyboardMarkup, InlineQueryResult, InlineQueryResultArticle, InputMessageContent,
-    InputMessageContentText, Me, ParseMode,
+    InputMessageContentText, MaybeInaccessibleMessage, Me, ParseMode,
 };
 use teloxide::utils::command::BotCommands;
 
 pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    User(UserId),
+    /// An anonymous admin of the group the message is in: Telegram shows
+    /// the group as the sender (`sender_chat`, with `from` = the
+    /// GroupAnonymousBot). Only admins can post as the group, so this
+    /// sender has the group's admin rights; which admin it is, nobody knows.
+    AnonymousAdmin(ChatId),
+    /// Somebody posting as one of their channels: no rights in the group.
+    Channel(ChatId),
+}
+
+impl Sender {
+    /// Who is counted for flood protection: a user id, or a chat id.
+    pub fn flood_key(self) -> i64 {
+        match self {
+            Sender::User(u) => u.0 as i64,
+            Sender::AnonymousAdmin(c) | Sender::Channel(c) => c.0,
+        }
+    }
+}
+
 /// A message meant for the bot, with the bot's @name taken out.
 #[derive(Debug, Clone)]
 pub struct Addressed {
     pub text: String,
-    pub user: UserId,
+    pub sender: Sender,
     pub lang: Option<Lang>,
     pub key: ConversationKey,
 }
 
+impl Addressed {
+    /// Who is counted for flood protection.
+    pub fn flood_key(&self) -> i64 {
+        self.sender.flood_key()
+    }
+}
+
+/// Who sent `msg`, if it is somebody the bot talks to (not another bot, not
+/// a channel post forwarded into its discussion group).
+fn sender_of(msg: &Message) -> Option<Sender> {
+    match (msg.sender_chat.as_ref(), msg.from.as_ref()) {
+        (Some(c), _) if c.id == msg.chat.id => Some(Sender::AnonymousAdmin(c.id)),
+        (Some(_), _) if msg.is_automatic_forward() => None,
+        (Some(c), _) => Some(Sender::Channel(c.id)),
+        (None, Some(u)) if !u.is_bot => Some(Sender::User(u.id)),
+        _ => None,
+    }
+}
+
 /// In private chats every text; in groups only commands for us, mentions of
 /// us and replies to our messages. Everything else: `None` (stay quiet).
-pub fn addressed(msg: Message, me: Me) -> Option<Addressed> {
+pub fn addressed(msg: &Message, me: &Me) -> Option<Addressed> {
     let text = msg.text()?.trim();
-    let user = msg.from.as_ref()?;
-    if user.is_bot {
-        return None;
-    }
-    let lang = Lang::from_code(user.language_code.as_deref());
+    let sender = sender_of(msg)?;
+    let lang = match sender {
+        Sender::User(_) => msg
+            .from
+            .as_ref()
+            .and_then(|u| Lang::from_code(u.language_code.as_deref())),
+        _ => None,
+    };
     let private = msg.chat.is_private();
     let key = ConversationKey {
         chat: msg.chat.id.0,
-        user: if private { 0 } else { user.id.0 },
+        // In groups, one conversation per sender (a chat sender's id is
+        // negative: as u64 it cannot meet a user id).
+        user: if private {
+            0
+        } else {
+            sender.flood_key() as u64
+        },
     };
     let make = |t: String| Addressed {
         text: t,
-        user: user.id,
+        sender,
         lang,
         key,
     };
@@ -61,10 +111,11 @@ pub fn addressed(msg: Message, me: Me) -> Option<Addressed> {
             _ => Some(make(text.to_string())),
         };
     }
-    let lower = text.to_lowercase();
-    let mention_lower = mention.to_lowercase();
+    // ASCII lower-casing keeps byte offsets (full lower-casing does not:
+    // 'Ⱥ' is 2 bytes, 'ⱥ' 3); the username is ASCII.
+    let lower = text.to_ascii_lowercase();
+    let mention_lower = mention.to_ascii_lowercase();
     if let Some(pos) = lower.find(&mention_lower) {
-        // Lower-casing ASCII keeps byte offsets; the username is ASCII.
         let stripped = format!("{}{}", &text[..pos], &text[pos + mention.len()..]);
         return Some(make(stripped.trim().to_string()));
     }
@@ -91,29 +142,29 @@ fn keyboard_for(app: &App, answer: &Answer) -> Option<InlineKeyboardMarkup> {
 }
 
 pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> HandlerResult {
-    let Some(a) = addressed(msg.clone(), me.clone()) else {
+    let Some(a) = addressed(&msg, &me) else {
         return Ok(());
     };
     let started = Instant::now();
     let chat = msg.chat.id;
-    match app.flood.check(a.user.0, started) {
-        Verdict::Allow => {}
-        Verdict::Warn => {
-            let text = match a.lang {
-                Some(Lang::En) => {
-                    "You are sending messages too fast. Please wait a little; I will answer again shortly."
-                }
-                _ => "您发送得太快了,请稍等片刻再问,我稍后会继续回答。",
-            };
-            tracing::info!(
-                chat = chat.0,
-                user = a.user.0,
-                "flood limit reached; cooling down"
-            );
-            reply(&bot, &app, chat, text.to_string(), None).await;
-            return Ok(());
-        }
-        Verdict::Drop => return Ok(()),
+    // Flooding was counted on arrival; this message is the one that crossed
+    // the limit.
+    if app.flood.take_notice(chat.0, msg.id.0) {
+        let text = match a.lang {
+            Some(Lang::En) => {
+                "You are sending messages too fast. Please wait a little; I will answer again shortly."
+            }
+            _ => "您发送得太快了,请稍等片刻再问,我稍后会继续回答。",
+        };
+        reply(
+            &bot,
+            &app,
+            Destination::answer_to(&msg),
+            text.to_string(),
+            None,
+        )
+        .await;
+        return Ok(());
     }
 
     // Commands that act (subscriptions, announcements) rather than answer.
@@ -122,7 +173,9 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         Some(Command::Subscribe) => subscriptions::subscribe(&bot, &app, &msg, &a).await,
         Some(Command::Unsubscribe) => subscriptions::unsubscribe(&bot, &app, &msg, &a).await,
         Some(Command::Status) => subscriptions::status(&bot, &app, &msg, &a).await,
-        Some(Command::Announce(text)) => subscriptions::announce(&bot, &app, &msg, &a, &text).await,
+        Some(Command::Announce(text)) => {
+            subscriptions::announce(&bot, &app, &msg, &a, &text, &me).await
+        }
         _ => answer_text(&bot, &app, &msg, &a).await,
     };
     tracing::info!(
@@ -148,9 +201,12 @@ async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'st
     }
     let html = render::html(&engine, &answer);
     let keyboard = keyboard_for(app, &answer);
-    let reply_to = (!msg.chat.is_private()).then_some(msg.id);
-    if let Err(e) = send_html(bot, app.retry, msg.chat.id, &html, keyboard, reply_to).await {
-        log_send_failure(msg.chat.id, &e);
+    let mut to = Destination::answer_to(msg);
+    if !msg.chat.is_private() {
+        to = to.quoting(msg.id);
+    }
+    if let Err(e) = send_html(bot, &app.out, to, &html, keyboard).await {
+        log_send_failure(app, msg.chat.id, &e);
     }
     answer.intent.as_str()
 }
@@ -159,22 +215,75 @@ async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'st
 pub async fn reply(
     bot: &Bot,
     app: &App,
-    chat: ChatId,
+    to: Destination,
     html: String,
     keyboard: Option<InlineKeyboardMarkup>,
 ) {
-    if let Err(e) = send_html(bot, app.retry, chat, &html, keyboard, None).await {
-        log_send_failure(chat, &e);
+    if let Err(e) = send_html(bot, &app.out, to, &html, keyboard).await {
+        log_send_failure(app, to.chat, &e);
     }
 }
 
-pub fn log_send_failure(chat: ChatId, e: &SendFailure) {
+pub fn log_send_failure(app: &App, chat: ChatId, e: &SendFailure) {
     match e {
+        SendFailure::Stopping => {
+            app.out.shutdown.count_dropped();
+            tracing::warn!(chat = chat.0, "stopping: reply dropped")
+        }
         SendFailure::Gone(err) => {
             tracing::info!(chat = chat.0, error = %err, "chat is gone; reply dropped")
         }
         SendFailure::Failed(err) => {
             tracing::error!(chat = chat.0, error = %err, "reply could not be sent")
+        }
+    }
+}
+
+/// Where a pressed button is.
+enum Place {
+    /// Under one of our messages (its text can be replaced).
+    Message(Box<Message>),
+    /// Under a message too old to be shown to us: its chat is known.
+    Chat(ChatId),
+    /// Under a message sent in inline mode, in a chat we may not be in:
+    /// only that message can be edited (by `inline_message_id`). Nothing
+    /// goes to the presser's private chat, which may not exist.
+    Inline(String),
+    /// Nowhere we can answer except the button's own notice.
+    Nowhere,
+}
+
+impl Place {
+    fn of(q: &CallbackQuery) -> Place {
+        match (&q.message, &q.inline_message_id) {
+            (Some(MaybeInaccessibleMessage::Regular(m)), _) => Place::Message(m.clone()),
+            (Some(m), _) => Place::Chat(m.chat().id),
+            (None, Some(id)) => Place::Inline(id.clone()),
+            (None, None) => Place::Nowhere,
+        }
+    }
+
+    fn chat(&self) -> Option<ChatId> {
+        match self {
+            Place::Message(m) => Some(m.chat.id),
+            Place::Chat(c) => Some(*c),
+            Place::Inline(_) | Place::Nowhere => None,
+        }
+    }
+
+    fn message(&self) -> Option<&Message> {
+        match self {
+            Place::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Where a new message about this button goes (its chat and topic).
+    fn destination(&self) -> Option<Destination> {
+        match self {
+            Place::Message(m) => Some(Destination::answer_to(m)),
+            Place::Chat(c) => Some(Destination::chat(*c)),
+            Place::Inline(_) | Place::Nowhere => None,
         }
     }
 }
@@ -185,13 +294,18 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
     let parsed = q.data.as_deref().and_then(Callback::parse);
     let mut notice: Option<String> = None;
     let engine = app.engine();
-    let message = q.regular_message().cloned();
-    let chat = message
-        .as_ref()
-        .map(|m| m.chat.id)
-        .unwrap_or(ChatId(q.from.id.0 as i64));
-    let intent = match parsed.clone() {
+    let place = Place::of(&q);
+    let intent = match parsed {
         None => {
+            notice = Some(stale_notice(lang));
+            "stale_button"
+        }
+        Some(_) if matches!(place, Place::Nowhere) => {
+            notice = Some(stale_notice(lang));
+            "stale_button"
+        }
+        // A prize the data no longer has.
+        Some(Callback::Browse(filter)) if !keyboards::offered(&engine, &filter) => {
             notice = Some(stale_notice(lang));
             "stale_button"
         }
@@ -208,56 +322,62 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
                     keyboards::browse(&engine, &filter, lang),
                 )
             };
-            show(&bot, &app, message.as_ref(), chat, html, Some(kb)).await;
+            show(&bot, &app, &place, html, Some(kb)).await;
             "browse"
         }
         Some(Callback::BrowseAll) => {
             let answer = engine.answer_filter(PrizeFilter::default(), lang);
-            reply(&bot, &app, chat, render::html(&engine, &answer), None).await;
+            answer_at(&bot, &app, &place, render::html(&engine, &answer)).await;
             "browse_all"
         }
         Some(Callback::Tips(topic)) => {
             let answer = engine.answer_tips(topic.as_deref(), lang);
             let html = render::html(&engine, &answer);
-            show(
-                &bot,
-                &app,
-                message.as_ref(),
-                chat,
-                html,
-                Some(keyboards::tip_topics(&engine, lang)),
-            )
-            .await;
+            let kb = keyboards::tip_topics(&engine, lang);
+            show(&bot, &app, &place, html, Some(kb)).await;
             "tips"
         }
-        Some(Callback::Entity(id)) if id < engine.entities().len() => {
-            let private = message.as_ref().is_none_or(|m| m.chat.is_private());
-            let key = ConversationKey {
-                chat: chat.0,
-                user: if private { 0 } else { q.from.id.0 },
-            };
-            let now = Instant::now();
-            let mut ctx = app.conversations.take(key);
-            let answer = engine.answer_entity(&mut ctx, id, lang, now);
-            app.conversations.put(key, ctx, now);
-            reply(&bot, &app, chat, render::html(&engine, &answer), None).await;
-            "what_won"
-        }
-        Some(Callback::Entity(_)) => {
-            notice = Some(stale_notice(lang));
-            "stale_button"
-        }
+        Some(Callback::Entity(key)) => match engine.entity_by_key(&key) {
+            Some(id) => {
+                let now = Instant::now();
+                let answer = match place.chat() {
+                    Some(chat) => {
+                        let key = ConversationKey {
+                            chat: chat.0,
+                            user: if chat.is_user() { 0 } else { q.from.id.0 },
+                        };
+                        let mut ctx = app.conversations.take(key);
+                        let answer = engine.answer_entity(&mut ctx, id, lang, now);
+                        app.conversations.put(key, ctx, now);
+                        answer
+                    }
+                    // Inline mode: no conversation to continue.
+                    None => {
+                        let mut ctx = crate::engine::Context::default();
+                        engine.answer_entity(&mut ctx, id, lang, now)
+                    }
+                };
+                answer_at(&bot, &app, &place, render::html(&engine, &answer)).await;
+                "what_won"
+            }
+            // That name is not in the data any more (reloaded meanwhile).
+            None => {
+                notice = Some(stale_notice(lang));
+                "stale_button"
+            }
+        },
         Some(Callback::Announce { id, confirm }) => {
             notice = Some(
-                subscriptions::on_announce_button(&bot, &app, &q, message.as_ref(), id, confirm)
+                subscriptions::on_announce_button(&bot, &app, &q, place.message(), id, confirm)
                     .await,
             );
             "announce"
         }
     };
     // Every callback is answered, or the user's button keeps spinning.
+    let chat = place.chat().map_or(0, |c| c.0);
     let id = q.id.clone();
-    let answered = with_retry(app.retry, "answerCallbackQuery", || {
+    let answered = with_retry(&app.out, "answerCallbackQuery", || {
         let mut req = bot.answer_callback_query(id.clone());
         if let Some(text) = notice.clone() {
             req = req.text(text);
@@ -266,10 +386,10 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
     })
     .await;
     if let Err(e) = answered {
-        log_send_failure(chat, &e);
+        log_send_failure(&app, ChatId(chat), &e);
     }
     tracing::info!(
-        chat = chat.0,
+        chat,
         intent,
         latency_us = started.elapsed().as_micros() as u64,
         "handled button"
@@ -294,55 +414,82 @@ fn visible(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// An answer to a button: a new message in the button's chat (and topic);
+/// under an inline-mode message, that message becomes the answer.
+async fn answer_at(bot: &Bot, app: &App, place: &Place, html: String) {
+    match place.destination() {
+        Some(to) => reply(bot, app, to, html, None).await,
+        None => show(bot, app, place, html, None).await,
+    }
+}
+
 /// Replace the text of the message a button belongs to, or send a new one.
 /// A second tap on the same button changes nothing: no edit is sent then
 /// (Telegram refuses edits that change nothing).
-async fn show(
-    bot: &Bot,
-    app: &App,
-    message: Option<&Message>,
-    chat: ChatId,
-    html: String,
-    kb: Option<InlineKeyboardMarkup>,
-) {
-    if let Some(m) = message {
-        let same_as_before =
-            m.text() == Some(visible(&html).trim()) && m.reply_markup() == kb.as_ref();
-        let content = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            html.hash(&mut h);
-            serde_json::to_string(&kb).unwrap_or_default().hash(&mut h);
-            h.finish()
-        };
-        if same_as_before || !app.note_shown(m.chat.id.0, m.id.0, content) {
-            return;
-        }
-    }
-    if let Some(m) = message
-        && html.encode_utf16().count() <= super::send::MAX_MESSAGE_UNITS
-    {
-        let result = with_retry(app.retry, "editMessageText", || {
-            let mut req = bot
-                .edit_message_text(m.chat.id, m.id, html.clone())
-                .parse_mode(ParseMode::Html);
-            if let Some(kb) = kb.clone() {
-                req = req.reply_markup(kb);
+async fn show(bot: &Bot, app: &App, place: &Place, html: String, kb: Option<InlineKeyboardMarkup>) {
+    match place {
+        Place::Message(m) => {
+            let same_as_before =
+                m.text() == Some(visible(&html).trim()) && m.reply_markup() == kb.as_ref();
+            let content = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                html.hash(&mut h);
+                serde_json::to_string(&kb).unwrap_or_default().hash(&mut h);
+                h.finish()
+            };
+            if same_as_before || !app.note_shown(m.chat.id.0, m.id.0, content) {
+                return;
             }
-            req.into_future()
-        })
-        .await;
-        match result {
-            Ok(_) => return,
-            Err(SendFailure::Failed(e)) if e.contains("not modified") => return,
-            Err(e) => {
-                app.forget_shown(m.chat.id.0, m.id.0);
-                log_send_failure(chat, &e)
+            if html.encode_utf16().count() > super::send::MAX_MESSAGE_UNITS {
+                // Too long to replace the text: a new message (split).
+                reply(bot, app, Destination::answer_to(m), html, kb).await;
+                return;
+            }
+            let result = with_retry(&app.out, "editMessageText", || {
+                let mut req = bot
+                    .edit_message_text(m.chat.id, m.id, html.clone())
+                    .parse_mode(ParseMode::Html);
+                if let Some(kb) = kb.clone() {
+                    req = req.reply_markup(kb);
+                }
+                req.into_future()
+            })
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
+                Err(e) => {
+                    app.forget_shown(m.chat.id.0, m.id.0);
+                    log_send_failure(app, m.chat.id, &e)
+                }
             }
         }
-        return;
+        Place::Chat(chat) => reply(bot, app, Destination::chat(*chat), html, kb).await,
+        Place::Inline(id) => {
+            // One message only: whole lines up to Telegram's limit.
+            let html = super::send::split_message(&html, super::send::MAX_MESSAGE_UNITS)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let result = with_retry(&app.out, "editMessageText", || {
+                let mut req = bot
+                    .edit_message_text_inline(id.clone(), html.clone())
+                    .parse_mode(ParseMode::Html);
+                if let Some(kb) = kb.clone() {
+                    req = req.reply_markup(kb);
+                }
+                req.into_future()
+            })
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
+                Err(e) => log_send_failure(app, ChatId(0), &e),
+            }
+        }
+        Place::Nowhere => {}
     }
-    reply(bot, app, chat, html, kb).await;
 }
 
 pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult {
@@ -379,7 +526,7 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         vec![article.into()]
     };
     let id = q.id.clone();
-    let sent = with_retry(app.retry, "answerInlineQuery", || {
+    let sent = with_retry(&app.out, "answerInlineQuery", || {
         bot.answer_inline_query(id.clone(), results.clone())
             .cache_time(60)
             .into_future()
@@ -400,4 +547,60 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         "handled inline query"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn me() -> Me {
+        serde_json::from_value(json!({
+            "id": 4242, "is_bot": true, "first_name": "Bot", "username": "reportbot_test_bot",
+            "can_join_groups": true, "can_read_all_group_messages": false,
+            "supports_inline_queries": true, "can_connect_to_business": false,
+            "has_main_web_app": false
+        }))
+        .unwrap()
+    }
+
+    fn group_message(text: &str, extra: serde_json::Value) -> Message {
+        let mut m = json!({
+            "message_id": 1, "date": 1,
+            "chat": {"id": -1001, "type": "supergroup", "title": "G"},
+            "from": {"id": 7, "is_bot": false, "first_name": "A"},
+            "text": text,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        serde_json::from_str(&m.to_string()).unwrap()
+    }
+
+    #[test]
+    fn senders() {
+        let anon = json!({
+            "from": {"id": 1087968824, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+            "sender_chat": {"id": -1001, "type": "supergroup", "title": "G"},
+        });
+        let a = addressed(&group_message("/winner 李彬", anon), &me()).unwrap();
+        assert_eq!(a.sender, Sender::AnonymousAdmin(ChatId(-1001)));
+        let channel = json!({
+            "from": {"id": 136817688, "is_bot": true, "first_name": "Channel", "username": "Channel_Bot"},
+            "sender_chat": {"id": -1002, "type": "channel", "title": "C"},
+        });
+        let a = addressed(&group_message("/winner 李彬", channel), &me()).unwrap();
+        assert_eq!(a.sender, Sender::Channel(ChatId(-1002)));
+        let bot = json!({"from": {"id": 99, "is_bot": true, "first_name": "Other"}});
+        assert!(addressed(&group_message("/winner 李彬", bot), &me()).is_none());
+        let a = addressed(&group_message("/winner 李彬", json!({})), &me()).unwrap();
+        assert_eq!(a.sender, Sender::User(UserId(7)));
+    }
+
+    #[test]
+    fn a_mention_after_letters_that_grow_when_lower_cased() {
+        let m = group_message("ȺȺȺ @ReportBot_Test_Bot 李彬", json!({}));
+        let a = addressed(&m, &me()).expect("addressed");
+        assert_eq!(a.text, "ȺȺȺ  李彬");
+    }
 }

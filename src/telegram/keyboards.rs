@@ -14,8 +14,10 @@ pub enum Callback {
     BrowseAll,
     /// Tips of a topic (`None` = a general selection).
     Tips(Option<String>),
-    /// One reading of an ambiguous name.
-    Entity(EntityId),
+    /// One reading of an ambiguous name, by its stable key
+    /// ([`crate::engine::Entity::key`]): an index would name somebody else
+    /// after a data reload that reorders the entities.
+    Entity(String),
     /// Confirm or cancel a drafted announcement.
     Announce { id: i64, confirm: bool },
 }
@@ -25,8 +27,11 @@ impl Callback {
         match self {
             Callback::Browse(f) => {
                 let mut s = String::from("a");
-                if f.level == Some(Level::MostPopular) {
-                    return "a:m".into();
+                match (f.group, f.level) {
+                    (None, Some(Level::MostPopular)) => return "a:m".into(),
+                    // A prize without a group (a declared 最佳创意奖).
+                    (None, Some(l)) => return format!("a:-:{}", l.code()),
+                    _ => {}
                 }
                 if let Some(g) = f.group {
                     s.push(':');
@@ -44,7 +49,7 @@ impl Callback {
             }
             Callback::BrowseAll => "a:all".into(),
             Callback::Tips(t) => format!("t:{}", t.as_deref().unwrap_or("")),
-            Callback::Entity(id) => format!("e:{id}"),
+            Callback::Entity(key) => format!("k:{key}"),
             Callback::Announce { id, confirm } => {
                 format!("n:{}:{id}", if *confirm { "ok" } else { "no" })
             }
@@ -59,6 +64,10 @@ impl Callback {
             ["a", "all"] => Some(Callback::BrowseAll),
             ["a", "m"] => Some(Callback::Browse(PrizeFilter {
                 level: Some(Level::MostPopular),
+                ..PrizeFilter::default()
+            })),
+            ["a", "-", l] => Some(Callback::Browse(PrizeFilter {
+                level: Some(Level::from_code(l).filter(|l| *l != Level::MostPopular)?),
                 ..PrizeFilter::default()
             })),
             ["a", g, rest @ ..] if rest.len() <= 2 => {
@@ -82,7 +91,11 @@ impl Callback {
             {
                 Some(Callback::Tips(Some(topic.to_string())))
             }
-            ["e", n] => n.parse().ok().map(Callback::Entity),
+            // "e:<index>" (before stable keys) is not accepted: it may name
+            // somebody else now.
+            ["k", key] if key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(Callback::Entity(key.to_ascii_lowercase()))
+            }
             ["n", "ok", id] => id
                 .parse()
                 .ok()
@@ -122,6 +135,18 @@ pub fn browse_title(f: &PrizeFilter, lang: Lang) -> String {
     }
 }
 
+/// Whether a browsing step names prizes the newest report still has: a
+/// button of an older message may name one a data reload removed.
+pub fn offered(engine: &Engine, f: &PrizeFilter) -> bool {
+    f.level.is_none()
+        || engine
+            .knowledge()
+            .newest()
+            .prizes()
+            .iter()
+            .any(|p| f.matches(p))
+}
+
 /// Keyboard for one step of browsing: group → kind → level → winners, with Back.
 pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMarkup {
     let back = |to: PrizeFilter| button(t(lang, "« 返回", "« Back"), Callback::Browse(to));
@@ -132,7 +157,7 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
     };
     if f.level.is_some() {
         // Winners are shown: go back one step.
-        let parent = if f.level == Some(Level::MostPopular) {
+        let parent = if f.group.is_none() {
             PrizeFilter::default()
         } else {
             PrizeFilter { level: None, ..*f }
@@ -162,17 +187,33 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
                     })
                     .collect(),
             );
-            let popular = PrizeFilter {
-                level: Some(Level::MostPopular),
-                ..PrizeFilter::default()
-            };
-            rows.push(vec![
-                button(
-                    t(lang, "最佳人气奖", "Most Popular Award"),
-                    Callback::Browse(popular),
-                ),
-                button(t(lang, "完整名单", "Full list"), Callback::BrowseAll),
-            ]);
+            // Prizes without a group (最佳人气奖, a declared 最佳创意奖), then the full list.
+            let report = engine.knowledge().newest();
+            let mut ungrouped: Vec<Level> = Vec::new();
+            for p in report.prizes() {
+                if p.group.is_none() && !ungrouped.contains(&p.level) {
+                    ungrouped.push(p.level);
+                }
+            }
+            let mut buttons: Vec<InlineKeyboardButton> = ungrouped
+                .into_iter()
+                .map(|l| {
+                    let label = match lang {
+                        Lang::Zh => report.levels.zh(l),
+                        Lang::En => report.levels.en(l),
+                    };
+                    let only = PrizeFilter {
+                        level: Some(l),
+                        ..PrizeFilter::default()
+                    };
+                    button(label, Callback::Browse(only))
+                })
+                .collect();
+            buttons.push(button(
+                t(lang, "完整名单", "Full list"),
+                Callback::BrowseAll,
+            ));
+            rows.extend(buttons.chunks(2).map(<[InlineKeyboardButton]>::to_vec));
         }
         (Some(g), None) => {
             rows.push(
@@ -209,8 +250,8 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
                     pair.iter()
                         .map(|l| {
                             let label = match lang {
-                                Lang::Zh => l.zh().to_string(),
-                                Lang::En => l.en().to_string(),
+                                Lang::Zh => report.levels.zh(*l),
+                                Lang::En => report.levels.en(*l),
                             };
                             button(
                                 label,
@@ -261,10 +302,8 @@ pub fn readings(engine: &Engine, options: &[EntityId]) -> InlineKeyboardMarkup {
         options
             .iter()
             .map(|id| {
-                vec![button(
-                    engine.entity(*id).name.clone(),
-                    Callback::Entity(*id),
-                )]
+                let entity = engine.entity(*id);
+                vec![button(entity.name.clone(), Callback::Entity(entity.key()))]
             })
             .collect::<Vec<_>>(),
     )
@@ -293,7 +332,7 @@ mod tests {
         let mut all = vec![
             Callback::BrowseAll,
             Callback::Tips(None),
-            Callback::Entity(123),
+            Callback::Entity("0123456789ab".into()),
             Callback::Announce {
                 id: i64::MAX,
                 confirm: true,
@@ -311,7 +350,7 @@ mod tests {
                     kind: Some(k),
                     level: None,
                 }));
-                for l in &Level::ALL[..4] {
+                for l in &Level::STANDARD[..4] {
                     all.push(Callback::Browse(PrizeFilter {
                         group: Some(g),
                         kind: Some(k),
@@ -324,6 +363,21 @@ mod tests {
             level: Some(Level::MostPopular),
             ..Default::default()
         }));
+        // Declared prizes: with a group, and without one; the longest id.
+        for id in ["grand", "best_creativity", "abcdefghijklmno"] {
+            let level = Some(Level::Declared(
+                crate::knowledge::PrizeId::parse(id).unwrap(),
+            ));
+            all.push(Callback::Browse(PrizeFilter {
+                level,
+                ..Default::default()
+            }));
+            all.push(Callback::Browse(PrizeFilter {
+                group: Some(Group::Insurance),
+                kind: Some(Kind::Individual),
+                level,
+            }));
+        }
         for cb in all {
             let s = cb.encode();
             assert!(s.len() <= 64, "{s}");
@@ -339,9 +393,19 @@ mod tests {
             "a:z",
             "a:b:t:m",
             "e:x",
+            "e:5",
+            "k:123",
+            "k:0123456789abc",
+            "k:0123456789ag",
             "t:../../etc",
             "n:ok:",
             "a:b:t:1:9",
+            "a:-:m",
+            "a:-:",
+            "a:-:first",
+            "a:-:Grand",
+            "a:b:t:most_popular",
+            "a:b:t:abcdefghijklmnop",
         ] {
             assert_eq!(Callback::parse(s), None, "{s}");
         }
@@ -362,6 +426,105 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The engine over the 2022 report and a 2023 page with a 特等奖 and a
+    /// 最佳创意奖, imported as the operator would.
+    fn engine_with_new_prizes() -> (Engine, tempfile::TempDir) {
+        use crate::import::{import_report, write_report};
+        let out = tempfile::tempdir().unwrap();
+        let page = include_str!("../../tests/fixtures/import/2023-grand-prize.html");
+        write_report(
+            &import_report(page, "2023-grand-prize.html").unwrap(),
+            out.path(),
+        )
+        .unwrap();
+        let k = crate::knowledge::Knowledge::load_dir(out.path()).unwrap();
+        (Engine::new(std::sync::Arc::new(k)), out)
+    }
+
+    /// (label, callback data) of every button.
+    fn buttons(kb: &InlineKeyboardMarkup) -> Vec<(String, String)> {
+        kb.inline_keyboard
+            .iter()
+            .flatten()
+            .filter_map(|b| match &b.kind {
+                teloxide::types::InlineKeyboardButtonKind::CallbackData(d) => {
+                    Some((b.text.clone(), d.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn awards_browsing_offers_the_new_prizes() {
+        let (engine, _dir) = engine_with_new_prizes();
+        let root = buttons(&browse(&engine, &PrizeFilter::default(), Lang::Zh));
+        assert!(
+            root.contains(&("最佳创意奖".to_string(), "a:-:best_creativity".to_string())),
+            "{root:?}"
+        );
+        assert!(
+            root.contains(&("最佳人气奖".to_string(), "a:m".to_string())),
+            "{root:?}"
+        );
+        let bank_team = PrizeFilter {
+            group: Some(Group::Bank),
+            kind: Some(Kind::Team),
+            level: None,
+        };
+        let cells = buttons(&browse(&engine, &bank_team, Lang::En));
+        assert_eq!(
+            cells[..2],
+            [
+                ("Grand Prize".to_string(), "a:b:t:grand".to_string()),
+                ("First Prize".to_string(), "a:b:t:1".to_string()),
+            ]
+        );
+        // Each button shows its prize's winners and leads back.
+        for (_, data) in root.iter().chain(&cells) {
+            assert!(data.len() <= 64);
+            let Some(Callback::Browse(f)) = Callback::parse(data) else {
+                continue;
+            };
+            assert!(offered(&engine, &f), "{data}");
+            if f.level.is_some() {
+                let text = crate::render::plain(&engine, &engine.answer_filter(f, Lang::Zh));
+                assert!(text.contains("· "), "{data}: {text}");
+            }
+        }
+        let creative = engine.answer_filter(
+            Callback::parse("a:-:best_creativity")
+                .and_then(|c| match c {
+                    Callback::Browse(f) => Some(f),
+                    _ => None,
+                })
+                .unwrap(),
+            Lang::Zh,
+        );
+        let text = crate::render::plain(&engine, &creative);
+        assert!(text.contains("温州银行 温银数字化先锋队"), "{text}");
+        assert!(!text.contains("甬数智汇队"), "{text}");
+    }
+
+    #[test]
+    fn a_button_for_a_prize_the_data_no_longer_has_is_out_of_date() {
+        // The 2022 report has no 特等奖: a button from a message sent while
+        // the 2023 data was loaded parses, but is not offered.
+        let engine = Engine::builtin().unwrap();
+        for data in ["a:b:t:grand", "a:-:best_creativity"] {
+            let Some(Callback::Browse(f)) = Callback::parse(data) else {
+                panic!("{data} parses");
+            };
+            assert!(!offered(&engine, &f), "{data}");
+        }
+        for data in ["a:b:t:1", "a:m", "a:b", "a"] {
+            let Some(Callback::Browse(f)) = Callback::parse(data) else {
+                panic!("{data} parses");
+            };
+            assert!(offered(&engine, &f), "{data}");
         }
     }
 }

@@ -1,17 +1,34 @@
-//! The Telegram transport: long polling with teloxide, a dptree table of what
-//! the bot does, graceful shutdown on SIGINT/SIGTERM. With several instances
-//! on one PostgreSQL database, only the elected one polls
-//! ([`crate::store::PollerElection`]); every instance delivers announcements.
+//! The Telegram transport: how updates come in, what the bot does with
+//! them, how replies go out.
+//!
+//! - `polling`: our own getUpdates loop; [`updates`] reads each update on
+//!   its own, so one unreadable update cannot block the rest. With several
+//!   instances on one PostgreSQL database, only the elected one polls
+//!   ([`crate::store::PollerElection`]); every instance delivers
+//!   announcements.
+//! - [`intake`]: admission on arrival — flood counting per sender, bounded
+//!   queues per chat and in all — then teloxide's dispatcher, one queue per
+//!   chat, and the dptree table below.
+//! - `handlers`, `subscriptions`: what the bot does; [`keyboards`]:
+//!   buttons and their data.
+//! - [`send`], [`pacing`]: replies split, paced to Telegram's limits and
+//!   retried ([`errors`] sorts Telegram's errors); [`shutdown`]:
+//!   SIGINT/SIGTERM stop the bot within seconds.
 
 mod commands;
 mod conversations;
 pub mod errors;
 mod flood;
 mod handlers;
+pub mod intake;
 pub mod keyboards;
+pub mod pacing;
+mod polling;
 mod reload;
 pub mod send;
+pub mod shutdown;
 mod subscriptions;
+pub mod updates;
 
 pub use conversations::{ConversationKey, Conversations};
 pub use flood::{FloodGuard, Verdict};
@@ -20,13 +37,15 @@ pub use subscriptions::announcement_html;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::Store;
-use send::RetryPolicy;
+use intake::{Admission, Intake, IntakeStats, queue_key};
+use pacing::Pacer;
+use send::{Outbox, RetryPolicy};
+use shutdown::{GRACE, Shutdown, Signals};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
-use teloxide::update_listeners::Polling;
 
 /// Everything handlers share.
 pub struct App {
@@ -35,7 +54,11 @@ pub struct App {
     pub settings: Settings,
     pub flood: FloodGuard,
     pub conversations: Conversations,
-    pub retry: RetryPolicy,
+    /// Retries, pacing and the stop, for everything the bot sends.
+    pub out: Outbox,
+    /// Updates admitted and not yet handled, per chat and in all.
+    pub admission: Arc<Admission>,
+    pub intake_stats: IntakeStats,
     /// Whether this instance polls Telegram now (the only one, or elected
     /// among several): only the poller edits admins' progress messages.
     poller: std::sync::atomic::AtomicBool,
@@ -51,12 +74,24 @@ impl App {
             engine: RwLock::new(engine),
             conversations: Conversations::new(c.max_contexts, Duration::from_secs(c.ttl_secs)),
             flood: FloodGuard::new(&settings.flood),
-            retry: RetryPolicy {
-                attempts: settings.telegram.reply_attempts,
-                attempt_timeout: Duration::from_secs(settings.telegram.send_timeout_secs),
-                backoff: Duration::from_millis(300),
-                max_retry_after: Duration::from_secs(120),
+            out: Outbox {
+                retry: RetryPolicy {
+                    attempts: settings.telegram.reply_attempts,
+                    attempt_timeout: Duration::from_secs(settings.telegram.send_timeout_secs),
+                    backoff: Duration::from_millis(300),
+                    max_retry_after: Duration::from_secs(120),
+                },
+                pacer: Pacer::new(
+                    Duration::from_millis(settings.telegram.chat_interval_ms),
+                    settings.telegram.sends_per_sec,
+                ),
+                shutdown: Shutdown::default(),
             },
+            admission: Arc::new(Admission::new(
+                settings.telegram.max_queued_per_chat,
+                settings.telegram.max_in_progress,
+            )),
+            intake_stats: IntakeStats::default(),
             store,
             settings,
             poller: std::sync::atomic::AtomicBool::new(true),
@@ -123,32 +158,10 @@ pub fn make_bot(settings: &Settings) -> anyhow::Result<Bot> {
     Ok(Bot::with_client(token.expose(), client).set_api_url(url))
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        _ = term => tracing::info!("SIGTERM received; shutting down"),
-    }
-}
-
 /// Run the bot until a signal stops it.
 pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
+    // Before anything else: a signal from now on stops the bot gracefully.
+    let mut signals = Signals::install();
     let me = loop {
         match bot.get_me().await {
             Ok(me) => break me,
@@ -159,7 +172,7 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "cannot reach the Bot API yet; retrying in 2 s");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = shutdown_signal() => return Ok(()),
+                    _ = signals.recv() => return Ok(()),
                 }
             }
         }
@@ -176,8 +189,11 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
 
     // A signal stops polling (if this instance polls), then everything else.
     let (signal_tx, mut signalled) = tokio::sync::watch::channel(false);
+    let stopping = Arc::clone(&app);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
+        // Waits that would outlast the grace period end now.
+        stopping.out.shutdown.begin(GRACE);
         let _ = signal_tx.send(true);
     });
     // Several instances on one database: the elected one polls, the others
@@ -210,11 +226,20 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         }
         tracing::warn!("no longer the elected poller: polling stopped until elected again");
     }
+    app.intake_stats.log_summary();
     let _ = stop_tx.send(true);
     for task in background {
         let _ = task.await;
     }
-    tracing::info!("stopped");
+    let dropped = app.out.shutdown.dropped();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "stopped; {dropped} replies were dropped by the stop"
+        );
+    } else {
+        tracing::info!(dropped, "stopped; no reply was dropped");
+    }
     Ok(())
 }
 
@@ -234,7 +259,10 @@ async fn poll(
     signalled: &mut tokio::sync::watch::Receiver<bool>,
     lost: impl std::future::Future<Output = ()>,
 ) -> PollingStop {
+    // Every update passes here when its chat's handler takes it up; its
+    // place is freed when the handler is done (the value is dropped).
     let handler = dptree::entry()
+        .map(|update: Update, app: Arc<App>| Arc::new(app.admission.handling(&update)))
         .branch(Update::filter_message().endpoint(handlers::on_message))
         .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
         .branch(Update::filter_inline_query().endpoint(handlers::on_inline))
@@ -242,55 +270,66 @@ async fn poll(
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(app), me.clone()])
+        .distribution_function(queue_key)
+        // Admission keeps each queue below this (see `intake::Admission`),
+        // so the dispatcher never waits for a full queue.
+        .worker_queue_size(app.settings.telegram.max_queued_per_chat + intake::HEADROOM)
         .default_handler(|_| async {})
         .error_handler(LoggingErrorHandler::with_custom_text(
             "an update handler failed",
         ))
         .build();
-    let token = dispatcher.shutdown_token();
-    let listener = Polling::builder(bot.clone())
-        .timeout(Duration::from_secs(
-            app.settings.telegram.polling_timeout_secs,
-        ))
-        .delete_webhook()
-        .await
-        .build();
+    polling::delete_webhook(bot).await;
+    // Stopping the reader ends the dispatcher's stream; the dispatcher then
+    // finishes the updates it has and returns. (Not teloxide's shutdown
+    // token: a shutdown while the dispatcher hands an update to a chat's
+    // queue is lost, and the dispatcher waits for the next update.)
+    let (stop_token, stop_flag) = teloxide::stop::mk_stop_token();
+    let stop_reading = stop_token.clone();
+    let (intake, listener) = Intake::new(Arc::clone(app), me.clone(), stop_token);
+    let poller = polling::Poller::new(bot, app.settings.telegram.polling_timeout_secs);
+    let polling = tokio::spawn(poller.run(intake, stop_flag));
     let dispatch = dispatcher.dispatch_with_listener(
         listener,
-        LoggingErrorHandler::with_custom_text("polling failed"),
+        LoggingErrorHandler::with_custom_text("update listener failed"),
     );
     tokio::pin!(dispatch, lost);
     let stop = tokio::select! {
-        _ = &mut dispatch => return PollingStop::Signal,
+        // The reader stopped by itself: nothing more will come.
+        _ = &mut dispatch => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), polling).await;
+            return PollingStop::Signal;
+        }
         _ = signalled.wait_for(|s| *s) => PollingStop::Signal,
         _ = &mut lost => PollingStop::LostElection,
     };
-    // Stops polling, lets in-flight handlers finish, confirms the offset.
-    loop {
-        match token.shutdown() {
-            Ok(done) => {
-                tokio::join!(done, &mut dispatch);
-                break;
-            }
-            // Not running yet: try again in a moment.
-            Err(_) => tokio::select! {
-                _ = &mut dispatch => break,
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            },
-        }
+    // Stops polling and confirms the offset; the dispatcher lets the
+    // handlers in flight finish.
+    stop_reading.stop();
+    // Every wait ends by the grace deadline; this is the backstop.
+    let backstop = async {
+        app.out.shutdown.begun().await;
+        tokio::time::sleep(GRACE + Duration::from_millis(1500)).await;
+    };
+    tokio::select! {
+        _ = &mut dispatch => {}
+        _ = backstop => tracing::warn!(
+            not_handled = app.admission.total(),
+            "stopping took too long; leaving the rest"
+        ),
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), polling).await;
     stop
 }
 
 async fn register_menu(bot: &Bot, app: &App) {
     let zh = commands::menu_zh();
     let en = commands::menu_en();
-    let policy = app.retry;
-    let a = send::with_retry(policy, "setMyCommands", || {
+    let a = send::with_retry(&app.out, "setMyCommands", || {
         bot.set_my_commands(zh.clone()).into_future()
     })
     .await;
-    let b = send::with_retry(policy, "setMyCommands(en)", || {
+    let b = send::with_retry(&app.out, "setMyCommands(en)", || {
         bot.set_my_commands(en.clone())
             .language_code("en")
             .into_future()

@@ -1,16 +1,66 @@
 //! Sending replies reliably: split to Telegram's length limit at line
-//! boundaries, retry what is transient, never give up on the first error.
+//! boundaries, paced to Telegram's limits ([`Pacer`]), retry what is
+//! transient, never give up on the first error — but never hold up a stop.
 //!
 //! teloxide's own behaviour shapes this: a 5xx makes it sleep 10 s before it
 //! reports the error, so every attempt runs under a short time limit; a 429
-//! comes back as `RetryAfter`, which is waited out without counting as an attempt.
+//! comes back as `RetryAfter`, which is waited out without counting as an
+//! attempt, unless the bot is stopping (then the reply is dropped and counted).
 
 use super::errors::{SendError, classify};
+use super::pacing::Pacer;
+use super::shutdown::Shutdown;
 use std::future::Future;
 use std::time::Duration;
 use teloxide::RequestError;
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode};
+use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode, ThreadId};
+
+/// Everything sending needs: how to retry, the pacing, the stop.
+#[derive(Debug)]
+pub struct Outbox {
+    pub retry: RetryPolicy,
+    pub pacer: Pacer,
+    pub shutdown: Shutdown,
+}
+
+/// Where a message goes: a chat, its forum topic, the message it answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Destination {
+    pub chat: ChatId,
+    /// The forum topic (`message_thread_id`).
+    pub thread: Option<ThreadId>,
+    /// Quote this message (if it still exists).
+    pub reply_to: Option<MessageId>,
+}
+
+impl Destination {
+    pub fn chat(chat: ChatId) -> Self {
+        Destination {
+            chat,
+            thread: None,
+            reply_to: None,
+        }
+    }
+
+    /// Where an answer to `msg` goes: its chat, and its topic in a forum —
+    /// also when `msg` is deleted meanwhile and the quote cannot be made.
+    pub fn answer_to(msg: &Message) -> Self {
+        Destination {
+            chat: msg.chat.id,
+            thread: msg.thread_id.filter(|_| msg.is_topic_message),
+            reply_to: None,
+        }
+    }
+
+    /// Also quote the message.
+    pub fn quoting(self, msg: MessageId) -> Self {
+        Destination {
+            reply_to: Some(msg),
+            ..self
+        }
+    }
+}
 
 /// Telegram's limit for one message, in UTF-16 code units.
 pub const MAX_MESSAGE_UNITS: usize = 4096;
@@ -99,12 +149,14 @@ pub enum SendFailure {
     Gone(RequestError),
     /// Retries exhausted or a permanent error.
     Failed(String),
+    /// Given up because the bot is stopping.
+    Stopping,
 }
 
 /// Run one request with retries: 429 waits `retry_after`; 5xx, timeouts and
 /// network errors back off and retry up to `attempts` times.
 pub async fn with_retry<T, F, Fut>(
-    policy: RetryPolicy,
+    out: &Outbox,
     what: &str,
     mut request: F,
 ) -> Result<T, SendFailure>
@@ -112,6 +164,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RequestError>>,
 {
+    let policy = out.retry;
     let mut attempt = 0u32;
     let mut backoff = policy.backoff;
     loop {
@@ -125,7 +178,9 @@ where
                     wait_ms = wait.as_millis() as u64,
                     "Telegram asked to slow down (429); waiting"
                 );
-                tokio::time::sleep(wait).await;
+                if out.shutdown.sleep(wait).await.is_err() {
+                    return Err(SendFailure::Stopping);
+                }
                 continue;
             }
             // The same classifier as announcements (`super::errors`).
@@ -143,33 +198,44 @@ where
             )));
         }
         tracing::warn!(what, attempt, error = %err, "transient Telegram error; retrying");
-        tokio::time::sleep(backoff).await;
+        if out.shutdown.sleep(backoff).await.is_err() {
+            return Err(SendFailure::Stopping);
+        }
         backoff = (backoff * 2).min(Duration::from_secs(8));
     }
 }
 
-/// Send an HTML reply, split as needed; the keyboard goes with the last part.
+/// Send an HTML reply, split as needed; the keyboard goes with the last
+/// part, the quote with the first. Each part waits for its turn ([`Pacer`]).
 pub async fn send_html(
     bot: &Bot,
-    policy: RetryPolicy,
-    chat: ChatId,
+    out: &Outbox,
+    to: Destination,
     html: &str,
     keyboard: Option<InlineKeyboardMarkup>,
-    reply_to: Option<MessageId>,
 ) -> Result<Vec<MessageId>, SendFailure> {
     let chunks = split_message(html, MAX_MESSAGE_UNITS);
     let last = chunks.len().saturating_sub(1);
     let mut ids = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         let kb = if i == last { keyboard.clone() } else { None };
-        let msg = with_retry(policy, "sendMessage", || {
+        let _turn = out
+            .pacer
+            .acquire(to.chat.0, &out.shutdown)
+            .await
+            .map_err(|_| SendFailure::Stopping)?;
+        let msg = with_retry(out, "sendMessage", || {
             let mut req = bot
-                .send_message(chat, chunk.as_str())
+                .send_message(to.chat, chunk.as_str())
                 .parse_mode(ParseMode::Html);
             if let Some(kb) = kb.clone() {
                 req = req.reply_markup(kb);
             }
-            if let Some(id) = reply_to.filter(|_| i == 0) {
+            if let Some(thread) = to.thread {
+                req = req.message_thread_id(thread);
+            }
+            if let Some(id) = to.reply_to.filter(|_| i == 0) {
+                // A deleted question still gets its answer (in its topic).
                 req = req.reply_parameters(
                     teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
                 );

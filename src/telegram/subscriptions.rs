@@ -2,9 +2,9 @@
 //! the Telegram side of `crate::store` and `crate::broadcast`.
 
 use super::App;
-use super::handlers::{Addressed, log_send_failure, reply};
+use super::handlers::{Addressed, Sender, log_send_failure, reply};
 use super::keyboards;
-use super::send::{MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
+use super::send::{Destination, MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
 use crate::engine::Lang;
 use crate::render::escape_html;
 use crate::store::{
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use teloxide::prelude::*;
-use teloxide::types::{ChatKind as TgChatKind, ParseMode, PublicChatKind};
+use teloxide::types::{ChatKind as TgChatKind, Me, ParseMode, PublicChatKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -49,21 +49,26 @@ fn chat_kind(msg: &Message) -> ChatKind {
     }
 }
 
-/// In groups only admins may change the subscription; in private chats the user.
+/// In groups only admins may change the subscription; in private chats the
+/// user. An anonymous admin is an admin (only admins can post as the group).
 async fn may_change(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
     if msg.chat.is_private() {
         return true;
     }
     let chat = msg.chat.id;
-    let user = a.user;
-    match with_retry(app.retry, "getChatMember", || {
+    let user = match a.sender {
+        Sender::User(u) => u,
+        Sender::AnonymousAdmin(group) => return group == chat,
+        Sender::Channel(_) => return false,
+    };
+    match with_retry(&app.out, "getChatMember", || {
         bot.get_chat_member(chat, user).into_future()
     })
     .await
     {
         Ok(member) => member.is_privileged(),
         Err(e) => {
-            log_send_failure(chat, &e);
+            log_send_failure(app, chat, &e);
             false
         }
     }
@@ -97,7 +102,14 @@ async fn answer_with(
             store_trouble(lang)
         }
     };
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    reply(
+        bot,
+        app,
+        Destination::answer_to(msg),
+        escape_html(&text),
+        None,
+    )
+    .await;
     what
 }
 
@@ -112,7 +124,14 @@ async fn refused(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> bool {
         "只有群管理员可以为本群订阅或取消订阅。",
         "Only group admins can change this group's subscription.",
     );
-    reply(bot, app, msg.chat.id, escape_html(&text), None).await;
+    reply(
+        bot,
+        app,
+        Destination::answer_to(msg),
+        escape_html(&text),
+        None,
+    )
+    .await;
     true
 }
 
@@ -214,37 +233,52 @@ pub fn announcement_html(text: &str) -> Result<String, String> {
     Ok(escape_html(text))
 }
 
+/// `/announce text`: a draft and its preview with Confirm / Cancel. The
+/// preview always goes to the admin's private chat — sent in a group, the
+/// group only hears where to look (an unsent announcement is not for it).
 pub async fn announce(
     bot: &Bot,
     app: &App,
     msg: &Message,
     a: &Addressed,
     text: &str,
+    me: &Me,
 ) -> &'static str {
     let lang = a.lang.unwrap_or_default();
-    let chat = msg.chat.id;
-    if !app.is_admin(a.user) {
-        reply(
-            bot,
-            app,
-            chat,
-            escape_html(&t(
-                lang,
+    let here = Destination::answer_to(msg);
+    let say = |zh: &str, en: &str| escape_html(&t(lang, zh, en));
+    let admin = match a.sender {
+        Sender::User(u) if app.is_admin(u) => u,
+        Sender::AnonymousAdmin(_) => {
+            let text = match lang {
+                Lang::Zh => format!(
+                    "匿名管理员无法发布公告:请用您自己的账号私聊我(https://t.me/{}),在私聊中发送 /announce。",
+                    me.username()
+                ),
+                Lang::En => format!(
+                    "Anonymous admins cannot send announcements: please open a private chat with me (https://t.me/{}) from your own account and send /announce there.",
+                    me.username()
+                ),
+            };
+            reply(bot, app, here, escape_html(&text), None).await;
+            return "announce_refused";
+        }
+        _ => {
+            let text = say(
                 "抱歉,只有管理员可以发布公告。",
                 "Sorry, only admins can send announcements.",
-            )),
-            None,
-        )
-        .await;
-        return "announce_refused";
-    }
+            );
+            reply(bot, app, here, text, None).await;
+            return "announce_refused";
+        }
+    };
     let html = match announcement_html(text) {
         Ok(h) => h,
         Err(why) if why == "empty" => {
             reply(
                 bot,
                 app,
-                chat,
+                Destination::answer_to(msg),
                 escape_html(&t(
                     lang,
                     "用法:/announce 公告内容",
@@ -256,7 +290,7 @@ pub async fn announce(
             return "announce_usage";
         }
         Err(why) => {
-            let msg = match lang {
+            let too_long = match lang {
                 Lang::Zh => format!(
                     "公告太长,未发送:Telegram 每条消息最多 4096 个字符单位(现在 {why})。请缩短后再发。"
                 ),
@@ -264,13 +298,20 @@ pub async fn announce(
                     "The announcement is too long and was not sent: Telegram allows 4096 units per message ({why}). Please shorten it."
                 ),
             };
-            reply(bot, app, chat, escape_html(&msg), None).await;
+            reply(
+                bot,
+                app,
+                Destination::answer_to(msg),
+                escape_html(&too_long),
+                None,
+            )
+            .await;
             return "announce_too_long";
         }
     };
     let new = NewAnnouncement {
         text_html: html.clone(),
-        created_by: Origin::Admin(a.user.0 as i64),
+        created_by: Origin::Admin(admin.0 as i64),
         dedupe_key: None,
     };
     let created = blocking(&app.store, move |s| {
@@ -281,7 +322,14 @@ pub async fn announce(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "announcement draft failed");
-            reply(bot, app, chat, escape_html(&store_trouble(lang)), None).await;
+            reply(
+                bot,
+                app,
+                Destination::answer_to(msg),
+                escape_html(&store_trouble(lang)),
+                None,
+            )
+            .await;
             return "announce_failed";
         }
     };
@@ -297,11 +345,43 @@ pub async fn announce(
         ),
     };
     let keyboard = keyboards::announce(created.id.0, lang);
-    if let Err(e) = send_html(bot, app.retry, chat, &head, None, None).await {
-        log_send_failure(chat, &e);
+    let private = Destination::chat(ChatId(admin.0 as i64));
+    let mut sent = send_html(bot, &app.out, private, &head, None).await;
+    if sent.is_ok() {
+        sent = send_html(bot, &app.out, private, &html, Some(keyboard)).await;
     }
-    if let Err(e) = send_html(bot, app.retry, chat, &html, Some(keyboard), None).await {
-        log_send_failure(chat, &e);
+    let in_group = !msg.chat.is_private();
+    match sent {
+        Ok(_) if in_group => {
+            let text = say(
+                "公告预览已私信发给您,请在私聊中确认或取消。",
+                "The preview is in our private chat: confirm or cancel it there.",
+            );
+            reply(bot, app, here, text, None).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            log_send_failure(app, private.chat, &e);
+            // Nobody can confirm a preview nobody saw.
+            let id = created.id;
+            if let Err(e) = blocking(&app.store, move |s| s.cancel(id)).await {
+                tracing::error!(error = %e, "could not cancel an unseen announcement draft");
+            }
+            if in_group {
+                let text = match lang {
+                    Lang::Zh => format!(
+                        "无法私信您公告预览:请先私聊我(https://t.me/{}),再在私聊中发送 /announce。",
+                        me.username()
+                    ),
+                    Lang::En => format!(
+                        "I cannot send you the preview privately: please open a private chat with me (https://t.me/{}) and send /announce there.",
+                        me.username()
+                    ),
+                };
+                reply(bot, app, here, escape_html(&text), None).await;
+            }
+            return "announce_failed";
+        }
     }
     "announce_preview"
 }
@@ -364,7 +444,8 @@ pub async fn on_announce_button(
                     None,
                     false,
                 );
-                if let Ok(ids) = send_html(bot, app.retry, m.chat.id, &text, None, None).await
+                if let Ok(ids) =
+                    send_html(bot, &app.out, Destination::answer_to(m), &text, None).await
                     && let Some(first) = ids.first().copied()
                 {
                     let pm = ProgressMessage {
@@ -477,7 +558,7 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
             }
             let chat = ChatId(pm.chat_id);
             let msg_id = teloxide::types::MessageId(pm.message_id);
-            let edit = with_retry(app.retry, "editMessageText", || {
+            let edit = with_retry(&app.out, "editMessageText", || {
                 bot.edit_message_text(chat, msg_id, text.clone())
                     .parse_mode(ParseMode::Html)
                     .into_future()
@@ -486,7 +567,7 @@ async fn progress_reporter(bot: Bot, app: Arc<App>, mut stop: watch::Receiver<bo
             match edit {
                 Ok(_) => {}
                 Err(SendFailure::Failed(e)) if e.contains("not modified") => {}
-                Err(e) => log_send_failure(chat, &e),
+                Err(e) => log_send_failure(&app, chat, &e),
             }
             if done {
                 shown.remove(&id.0);
@@ -505,7 +586,8 @@ pub fn spawn_background(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let sender = Arc::new(
-        crate::broadcast::TelegramSender::new(bot.clone()).with_timeout(app.retry.attempt_timeout),
+        crate::broadcast::TelegramSender::new(bot.clone())
+            .with_timeout(app.out.retry.attempt_timeout),
     );
     // Settings were validated at start-up, so this cannot fail; log if it does.
     match crate::broadcast::Broadcaster::new(

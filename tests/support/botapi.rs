@@ -68,6 +68,9 @@ pub const BOT_USERNAME: &str = "reportbot_test_bot";
 pub const MAX_MESSAGE_UTF16: usize = 4096;
 /// Telegram's limit for `callback_data`, in bytes.
 pub const MAX_CALLBACK_DATA_BYTES: usize = 64;
+/// The user Telegram puts in `from` of a message an anonymous group admin
+/// sends (the group itself is in `sender_chat`).
+pub const GROUP_ANONYMOUS_BOT_ID: u64 = 1_087_968_824;
 
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply \
                             markup are exactly the same as a current content and reply markup of \
@@ -129,6 +132,11 @@ pub enum ChatSpec {
         id: i64,
         title: String,
     },
+    /// A supergroup with topics (`is_forum`); messages carry `message_thread_id`.
+    Forum {
+        id: i64,
+        title: String,
+    },
 }
 
 impl ChatSpec {
@@ -148,18 +156,26 @@ impl ChatSpec {
             title: title.into(),
         }
     }
+    /// A forum supergroup (topics).
+    pub fn forum(id: i64, title: impl Into<String>) -> Self {
+        ChatSpec::Forum {
+            id,
+            title: title.into(),
+        }
+    }
     pub fn id(&self) -> i64 {
         match self {
             ChatSpec::Private { id }
             | ChatSpec::Group { id, .. }
-            | ChatSpec::Supergroup { id, .. } => *id,
+            | ChatSpec::Supergroup { id, .. }
+            | ChatSpec::Forum { id, .. } => *id,
         }
     }
     pub fn type_name(&self) -> &'static str {
         match self {
             ChatSpec::Private { .. } => "private",
             ChatSpec::Group { .. } => "group",
-            ChatSpec::Supergroup { .. } => "supergroup",
+            ChatSpec::Supergroup { .. } | ChatSpec::Forum { .. } => "supergroup",
         }
     }
 }
@@ -232,6 +248,9 @@ pub struct TextOptions {
     pub entities: Option<Vec<Value>>,
     /// `message_thread_id` (forum topics).
     pub thread_id: Option<i64>,
+    /// `sender_chat`: sent on behalf of this chat (an anonymous admin sends
+    /// as the group itself; `from` is then the GroupAnonymousBot).
+    pub sender_chat: Option<i64>,
 }
 
 /// An injected failure for the next call of a method.
@@ -320,6 +339,8 @@ pub struct SentMessage {
     pub parse_mode: Option<String>,
     pub reply_markup: Option<Value>,
     pub reply_to_message_id: Option<i32>,
+    /// The forum topic the message landed in (`None`: General / no forum).
+    pub thread_id: Option<i64>,
     /// Global send order (0-based) across all chats.
     pub seq: u64,
     pub at: Instant,
@@ -529,6 +550,8 @@ struct StoredMsg {
     reply_to: Option<i32>,
     edit_date: Option<i64>,
     thread_id: Option<i64>,
+    /// `sender_chat`: the chat a message was sent on behalf of.
+    sender_chat: Option<i64>,
 }
 
 #[derive(Default)]
@@ -553,7 +576,12 @@ struct St {
     users: HashMap<u64, Value>,
     next_msg_id: HashMap<i64, i32>,
     messages: HashMap<(i64, i32), StoredMsg>,
-    updates: VecDeque<(i64, Value)>,
+    /// Queued updates as JSON text (a test may queue text no `Value` can
+    /// hold, like a lone UTF-16 surrogate escape).
+    updates: VecDeque<(i64, String)>,
+    /// While true, getUpdates hands out nothing new (updates pile up into
+    /// one batch).
+    hold_updates: bool,
     next_update_id: i64,
     confirmed_offset: i64,
     faults: HashMap<String, VecDeque<Fault>>,
@@ -768,6 +796,7 @@ impl BotApiHandle {
                     reply_to,
                     edit_date: None,
                     thread_id: opts.thread_id,
+                    sender_chat: opts.sender_chat,
                 },
             );
             let msg = st.render_message(chat_id, mid, true).expect("just stored");
@@ -811,6 +840,7 @@ impl BotApiHandle {
                             reply_to: None,
                             edit_date: Some(now),
                             thread_id: None,
+                            sender_chat: None,
                         },
                     );
                 }
@@ -955,6 +985,111 @@ impl BotApiHandle {
         self.bump_updates();
         self.bump_events();
         id
+    }
+
+    /// Queue an update whose payload is given as JSON text, as is (e.g. with
+    /// a lone UTF-16 surrogate escape, which no `Value` can hold). Returns
+    /// the update id.
+    pub fn inject_raw_text(&self, kind: &str, payload_json: &str) -> i64 {
+        let id = self.lock().push_update_text(kind, payload_json);
+        self.bump_updates();
+        self.bump_events();
+        id
+    }
+
+    /// While held, getUpdates hands out no new updates, so the ones queued
+    /// meanwhile arrive in one batch when released.
+    pub fn hold_updates(&self, hold: bool) {
+        self.lock().hold_updates = hold;
+        self.bump_updates();
+    }
+
+    /// Store a user's message as [`send_text_with`](Self::send_text_with)
+    /// does, without queueing an update; see it with
+    /// [`message_json`](Self::message_json) and queue a changed copy with
+    /// [`inject_raw`](Self::inject_raw). Returns the message id.
+    pub fn store_text(
+        &self,
+        chat: &ChatSpec,
+        from: &UserSpec,
+        text: &str,
+        opts: TextOptions,
+    ) -> i32 {
+        let mut st = self.lock();
+        st.register(chat, Some(from));
+        let chat_id = chat.id();
+        let mid = st.alloc_message_id(chat_id);
+        let entities = opts.entities.unwrap_or_else(|| detect_entities(text));
+        st.messages.insert(
+            (chat_id, mid),
+            StoredMsg {
+                from: from.id,
+                date: unix_now(),
+                text: text.to_string(),
+                entities: (!entities.is_empty()).then_some(Value::Array(entities)),
+                reply_markup: None,
+                reply_to: opts.reply_to,
+                edit_date: None,
+                thread_id: opts.thread_id,
+                sender_chat: opts.sender_chat,
+            },
+        );
+        mid
+    }
+
+    /// An anonymous admin of `group` sends `text`: `from` is the
+    /// GroupAnonymousBot, `sender_chat` the group. Returns the message id.
+    pub fn send_as_anonymous_admin(&self, group: &ChatSpec, text: &str) -> i32 {
+        let bot = UserSpec {
+            id: GROUP_ANONYMOUS_BOT_ID,
+            first_name: "Group".into(),
+            last_name: None,
+            username: Some("GroupAnonymousBot".into()),
+            language_code: None,
+            is_bot: true,
+        };
+        self.send_text_with(
+            group,
+            &bot,
+            text,
+            TextOptions {
+                sender_chat: Some(group.id()),
+                ..TextOptions::default()
+            },
+        )
+    }
+
+    /// The user deletes one of their messages (Telegram sends no update).
+    pub fn delete_user_message(&self, chat_id: i64, message_id: i32) {
+        self.lock().messages.remove(&(chat_id, message_id));
+    }
+
+    /// The user presses a button under a message sent in inline mode: the
+    /// callback has `inline_message_id` and no `message`. Returns the query id.
+    pub fn press_inline_button(
+        &self,
+        from: &UserSpec,
+        inline_message_id: &str,
+        data: &str,
+    ) -> String {
+        let qid;
+        {
+            let mut st = self.lock();
+            st.users.insert(from.id, from.to_json());
+            qid = st.new_query_id();
+            let payload = json!({
+                "id": qid,
+                "from": from.to_json(),
+                "inline_message_id": inline_message_id,
+                "chat_instance": "inline-chat-instance",
+                "data": data,
+            });
+            st.open_callback_ids.insert(qid.clone());
+            st.push_update("callback_query", payload);
+        }
+        self.bump_updates();
+        self.bump_events();
+        qid
     }
 
     // ----- inspection ------------------------------------------------------
@@ -1278,7 +1413,17 @@ impl BotApiHandle {
 
         let result = match early {
             Some(e) => Err(e),
-            None if key == "getupdates" => self.get_updates(&params).await,
+            None if key == "getupdates" => {
+                let raw = self.get_updates(&params).await;
+                let mut st = self.lock();
+                let resp = match raw {
+                    Ok(raw) => self.finish_raw(&mut st, method, key, params, arrived, &raw),
+                    Err(e) => self.finish(&mut st, method, key, params, arrived, Err(e)),
+                };
+                drop(st);
+                self.bump_events();
+                return resp;
+            }
             None => {
                 let mut st = self.lock();
                 let r = st.dispatch(&self.inner.opts, &key, &method, &params);
@@ -1293,6 +1438,26 @@ impl BotApiHandle {
         drop(st);
         self.bump_events();
         resp
+    }
+
+    /// A successful answer whose `result` is JSON text as is.
+    fn finish_raw(
+        &self,
+        st: &mut St,
+        method: String,
+        key: String,
+        params: Value,
+        arrived: Instant,
+        raw_result: &str,
+    ) -> Response {
+        // Recorded like any other call (the body below replaces `null`).
+        let _ = self.finish(st, method, key, params, arrived, Ok(Value::Null));
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"ok":true,"result":{raw_result}}}"#),
+        )
+            .into_response()
     }
 
     fn finish(
@@ -1348,7 +1513,8 @@ impl BotApiHandle {
         json_response(status, &body)
     }
 
-    async fn get_updates(&self, p: &Value) -> ApiResult {
+    /// The `result` of getUpdates as JSON text.
+    async fn get_updates(&self, p: &Value) -> Result<String, ApiErr> {
         let offset = p.get("offset").and_then(value_i64).unwrap_or(0);
         let limit = p
             .get("limit")
@@ -1401,21 +1567,24 @@ impl BotApiHandle {
                     });
                 }
                 let start = st.updates.partition_point(|(id, _)| *id < offset);
-                let out: Vec<Value> = st
-                    .updates
-                    .range(start..)
-                    .take(limit)
-                    .map(|(_, u)| u.clone())
-                    .collect();
+                let out: Vec<&str> = if st.hold_updates {
+                    Vec::new()
+                } else {
+                    st.updates
+                        .range(start..)
+                        .take(limit)
+                        .map(|(_, u)| u.as_str())
+                        .collect()
+                };
                 if !out.is_empty()
                     || tokio::time::Instant::now() >= deadline
                     || self.inner.shutting_down.load(Ordering::SeqCst)
                 {
-                    return Ok(Value::Array(out));
+                    return Ok(format!("[{}]", out.join(",")));
                 }
             }
             tokio::select! {
-                r = rx.changed() => if r.is_err() { return Ok(json!([])); },
+                r = rx.changed() => if r.is_err() { return Ok("[]".into()); },
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -1482,8 +1651,19 @@ impl St {
             ChatSpec::Supergroup { id, title } => {
                 json!({"id": id, "type": "supergroup", "title": title})
             }
+            ChatSpec::Forum { id, title } => {
+                json!({"id": id, "type": "supergroup", "title": title, "is_forum": true})
+            }
         };
         self.chats.insert(chat.id(), json);
+    }
+
+    fn is_forum(&self, id: i64) -> bool {
+        self.chats
+            .get(&id)
+            .and_then(|c| c.get("is_forum"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     fn chat_json(&self, id: i64) -> Value {
@@ -1523,12 +1703,15 @@ impl St {
     }
 
     fn push_update(&mut self, kind: &str, payload: Value) -> i64 {
+        self.push_update_text(kind, &payload.to_string())
+    }
+
+    fn push_update_text(&mut self, kind: &str, payload: &str) -> i64 {
         let id = self.next_update_id;
         self.next_update_id += 1;
-        let mut m = Map::new();
-        m.insert("update_id".into(), id.into());
-        m.insert(kind.into(), payload);
-        self.updates.push_back((id, Value::Object(m)));
+        let kind = Value::from(kind).to_string();
+        self.updates
+            .push_back((id, format!(r#"{{"update_id":{id},{kind}:{payload}}}"#)));
         id
     }
 
@@ -1538,8 +1721,14 @@ impl St {
         o.insert("message_id".into(), mid.into());
         if let Some(t) = m.thread_id {
             o.insert("message_thread_id".into(), t.into());
+            if self.is_forum(chat_id) {
+                o.insert("is_topic_message".into(), true.into());
+            }
         }
         o.insert("from".into(), self.user_json(m.from));
+        if let Some(c) = m.sender_chat {
+            o.insert("sender_chat".into(), self.chat_json(c));
+        }
         o.insert("chat".into(), self.chat_json(chat_id));
         o.insert("date".into(), m.date.into());
         if let Some(e) = m.edit_date {
@@ -1839,6 +2028,17 @@ impl St {
             Some(_) if !allow_missing => return Err(bad("message to be replied not found")),
             _ => None,
         };
+        // Like Telegram: the topic named, else the topic of the message
+        // replied to, else General (no thread).
+        let asked_thread = p.get("message_thread_id").and_then(value_i64);
+        if asked_thread.is_some() && !self.is_forum(chat) {
+            return Err(bad("message thread not found"));
+        }
+        let thread_id = asked_thread.or_else(|| {
+            reply_to
+                .and_then(|r| self.messages.get(&(chat, r)))
+                .and_then(|m| m.thread_id)
+        });
         let now = Instant::now();
         self.check_rate(opts, chat, now)?;
 
@@ -1853,7 +2053,8 @@ impl St {
                 reply_markup: echo_markup(markup.as_ref()),
                 reply_to,
                 edit_date: None,
-                thread_id: p.get("message_thread_id").and_then(value_i64),
+                thread_id,
+                sender_chat: None,
             },
         );
         let seq = self.total_sent;
@@ -1865,6 +2066,7 @@ impl St {
             parse_mode: parse_mode.map(str::to_string),
             reply_markup: markup,
             reply_to_message_id: reply_to,
+            thread_id,
             seq,
             at: now,
         });

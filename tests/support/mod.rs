@@ -6,5 +6,6 @@
 
 pub mod app;
 pub mod botapi;
+pub mod e2e;
 pub mod html;
 pub mod pg;
