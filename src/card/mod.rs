@@ -349,6 +349,12 @@ pub fn card_key(k: &Knowledge, topic: Option<&str>, lang: Lang) -> Result<CardKe
     Ok(key_of(topic, lang, &content(k, topic, lang)?))
 }
 
+/// The short caption a card is sent with, without drawing it (a picture
+/// sent again by its `file_id` still needs its caption).
+pub fn caption(k: &Knowledge, topic: Option<&str>, lang: Lang) -> Result<String, CardError> {
+    Ok(content(k, topic, lang)?.caption())
+}
+
 /// Draw the card of a topic (`None`: the overview that `/tips` shows, one
 /// tip of every scam). Fails, drawing nothing, if the font lacks a character.
 pub fn render_topic(k: &Knowledge, topic: Option<&str>, lang: Lang) -> Result<Card, CardError> {

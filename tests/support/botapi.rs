@@ -2424,6 +2424,28 @@ fn check_markup(markup: Option<&Value>) -> Result<(), ApiErr> {
             bad("can't parse inline keyboard button: InlineKeyboardButton must be an Array")
         })?;
         for b in buttons {
+            // Like Telegram: exactly one action per button.
+            let actions = BUTTON_ACTIONS
+                .iter()
+                .filter(|k| b.get(**k).is_some())
+                .count();
+            if actions != 1 {
+                return Err(bad("BUTTON_TYPE_INVALID"));
+            }
+            if let Some(c) = b.get("switch_inline_query_chosen_chat") {
+                let query = c.get("query").and_then(Value::as_str).unwrap_or("");
+                let allowed = [
+                    "allow_user_chats",
+                    "allow_bot_chats",
+                    "allow_group_chats",
+                    "allow_channel_chats",
+                ]
+                .iter()
+                .any(|k| c.get(*k).and_then(Value::as_bool).unwrap_or(false));
+                if !allowed || query.chars().count() > 256 {
+                    return Err(bad("BUTTON_TYPE_INVALID"));
+                }
+            }
             if let Some(d) = b.get("callback_data") {
                 let d = d.as_str().unwrap_or("");
                 if d.is_empty() || d.len() > MAX_CALLBACK_DATA_BYTES {
@@ -2446,6 +2468,20 @@ fn check_markup(markup: Option<&Value>) -> Result<(), ApiErr> {
     }
     Ok(())
 }
+
+/// The fields that say what an inline keyboard button does.
+const BUTTON_ACTIONS: &[&str] = &[
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+];
 
 /// Only inline keyboards are echoed in `Message.reply_markup`.
 fn echo_markup(markup: Option<&Value>) -> Option<Value> {
