@@ -180,9 +180,7 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         Some(Command::Subscribe) => subscriptions::subscribe(&bot, &app, &msg, &a).await,
         Some(Command::Unsubscribe) => subscriptions::unsubscribe(&bot, &app, &msg, &a).await,
         Some(Command::Status) => subscriptions::status(&bot, &app, &msg, &a).await,
-        Some(Command::Announce(text)) => {
-            subscriptions::announce(&bot, &app, &msg, &a, &text, &me).await
-        }
+        Some(Command::Announce(_)) => subscriptions::announce(&bot, &app, &msg, &a, &me).await,
         _ => answer_text(&bot, &app, &msg, &a, &me).await,
     };
     tracing::info!(

@@ -20,6 +20,7 @@ mod commands;
 mod conversations;
 pub mod errors;
 mod flood;
+mod formatting;
 mod handlers;
 pub mod intake;
 pub mod keyboards;

@@ -223,33 +223,52 @@ pub async fn send_html(
     let mut ids = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         let kb = if i == last { keyboard.clone() } else { None };
-        let _turn = out
-            .pacer
-            .acquire(to.chat.0, &out.shutdown)
-            .await
-            .map_err(|_| SendFailure::Stopping)?;
-        let msg = with_retry(out, "sendMessage", || {
-            let mut req = bot
-                .send_message(to.chat, chunk.as_str())
-                .parse_mode(ParseMode::Html);
-            if let Some(kb) = kb.clone() {
-                req = req.reply_markup(kb);
+        let to = if i == 0 {
+            to
+        } else {
+            Destination {
+                reply_to: None,
+                ..to
             }
-            if let Some(thread) = to.thread {
-                req = req.message_thread_id(thread);
-            }
-            if let Some(id) = to.reply_to.filter(|_| i == 0) {
-                // A deleted question still gets its answer (in its topic).
-                req = req.reply_parameters(
-                    teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
-                );
-            }
-            req.into_future()
-        })
-        .await?;
-        ids.push(msg.id);
+        };
+        ids.push(send_one_html(bot, out, to, chunk, kb).await?);
     }
     Ok(ids)
+}
+
+/// Send HTML as one message, not split: for a text checked to fit
+/// (an announcement's preview must be exactly what subscribers get, and
+/// splitting counts tags, which Telegram does not).
+pub async fn send_one_html(
+    bot: &Bot,
+    out: &Outbox,
+    to: Destination,
+    html: &str,
+    keyboard: Option<InlineKeyboardMarkup>,
+) -> Result<MessageId, SendFailure> {
+    let _turn = out
+        .pacer
+        .acquire(to.chat.0, &out.shutdown)
+        .await
+        .map_err(|_| SendFailure::Stopping)?;
+    let msg = with_retry(out, "sendMessage", || {
+        let mut req = bot.send_message(to.chat, html).parse_mode(ParseMode::Html);
+        if let Some(kb) = keyboard.clone() {
+            req = req.reply_markup(kb);
+        }
+        if let Some(thread) = to.thread {
+            req = req.message_thread_id(thread);
+        }
+        if let Some(id) = to.reply_to {
+            // A deleted question still gets its answer (in its topic).
+            req = req.reply_parameters(
+                teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
+            );
+        }
+        req.into_future()
+    })
+    .await?;
+    Ok(msg.id)
 }
 
 /// A photo to send: by reference, or uploaded.
