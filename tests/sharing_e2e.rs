@@ -397,3 +397,74 @@ async fn an_announcement_with_bold_and_a_link_arrives_formatted() {
     assert_eq!(got[1].text, body.text, "the preview is what was delivered");
     assert_no_rejections(&app);
 }
+
+/// Copy `src` (a report's directory) into `dst`.
+fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read data dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_the_font_cannot_draw_is_sent_as_text_with_a_warning() {
+    // The shipped data, with Korean (not in the font) in a courier tip.
+    let data = tempfile::tempdir().expect("temp dir");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    for file in ["institutions.json", "lexicon.json", "team_aliases.json"] {
+        std::fs::copy(shipped.join(file), data.path().join(file)).expect("copy");
+    }
+    copy_dir(&shipped.join("sources"), &data.path().join("sources"));
+    let report = data.path().join("reports/2022-zhejiang");
+    copy_dir(&shipped.join("reports/2022-zhejiang"), &report);
+    let path = report.join("antifraud.json");
+    let mut antifraud: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let tip = antifraud["tips"]
+        .as_array_mut()
+        .and_then(|t| t.iter_mut().find(|t| t["topic"] == "courier"))
+        .expect("a courier tip");
+    let zh = format!("{}한국", tip["zh"].as_str().unwrap_or(""));
+    tip["zh"] = zh.into();
+    std::fs::write(&path, antifraud.to_string()).expect("write");
+
+    let app = spawn_app_with(AppOptions {
+        env: vec![("REPORTBOT_DATA".into(), data.path().display().to_string())],
+        ..AppOptions::default()
+    })
+    .await;
+    let user = zh_user(2501);
+    let tips = ask(&app, &user, "/tips 快递").await;
+    assert!(
+        tips.visible_text().contains("한국"),
+        "{}",
+        tips.visible_text()
+    );
+    // The button is there; pressing it sends the tips as text, no picture.
+    assert_eq!(raw_buttons(&tips)[0]["callback_data"], "p:zh:courier");
+    app.api
+        .press_button(&user.private_chat(), &user, tips.message_id, "p:zh:courier");
+    let msgs = app.api.wait_for_messages(2501, 2, WAIT).await;
+    assert!(
+        msgs.len() >= 2,
+        "nothing sent: {:#?}\nlog:\n{}",
+        app.api.rejections(),
+        app.log()
+    );
+    assert_eq!(msgs[1].visible_text(), tips.visible_text());
+    assert!(app.api.sent_photos(2501).is_empty());
+    let log = app.log();
+    assert!(
+        log.contains("WARN") && log.contains("no large-print picture") && log.contains("U+D55C"),
+        "{log}"
+    );
+    // The English card of the same topic has no Korean: a picture.
+    let en = en_user(2502);
+    let courier = ask(&app, &en, "/tips courier").await;
+    app.api
+        .press_button(&en.private_chat(), &en, courier.message_id, "p:en:courier");
+    let photos = app.api.wait_for_photos(2502, 1, WAIT).await;
+    assert_eq!(photos.len(), 1);
+    assert_no_rejections(&app);
+}
