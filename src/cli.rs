@@ -38,14 +38,31 @@ pub enum Command {
     Chat,
     /// Queue an announcement for every subscriber; the running bot delivers it.
     Announce {
-        /// The text (plain text; it is sent escaped).
+        /// The text (plain text; it is sent escaped). With --html: Telegram HTML, or a file holding it.
         text: Option<String>,
         /// Read the text from this file instead.
         #[arg(long, conflicts_with = "text")]
         file: Option<PathBuf>,
+        /// The text is Telegram HTML (<b>, <i>, <a href>, …), checked before it is queued.
+        #[arg(long)]
+        html: bool,
     },
     /// Print subscriber counts.
     Subscribers,
+    /// Draw the large-print picture of anti-fraud tips (PNG, 1080 px wide).
+    TipsCard {
+        /// Topic: its id, its name or a word for it (验证码, courier). Omit it for the overview.
+        topic: Option<String>,
+        /// Where to write the PNG (default: tips-TOPIC.png, tips-TOPIC-en.png); `-` writes to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Language of the picture: zh or en.
+        #[arg(long, default_value = "zh", value_parser = parse_lang)]
+        lang: crate::engine::Lang,
+        /// List every card instead: whether it can be drawn, and its cache key.
+        #[arg(long, conflicts_with_all = ["topic", "out"])]
+        list: bool,
+    },
     /// Turn a published report (text, Markdown, CSV/TSV or a saved HTML page) into checked data files.
     Import {
         /// The report as published: a text file, a saved news page (.html), or a table (.csv, .tsv).
@@ -217,20 +234,70 @@ pub fn publish(
     Ok(())
 }
 
-/// `reportbot announce`: queue it in the database the bot reads.
+/// `reportbot announce --html FILE_OR_TEXT`: an existing file is read; a
+/// word that looks like a file name but names none is an error, not an
+/// announcement reading "news.html".
+fn html_source(arg: &str) -> anyhow::Result<(String, Option<PathBuf>)> {
+    let path = std::path::Path::new(arg);
+    if !arg.contains('<') && !arg.contains('\n') && path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{arg}: cannot read: {e}"))?;
+        return Ok((text, Some(path.to_path_buf())));
+    }
+    let looks_like_file = !arg.contains(char::is_whitespace)
+        && !arg.contains(['<', '&'])
+        && [".html", ".htm", ".txt"]
+            .iter()
+            .any(|ext| arg.to_ascii_lowercase().ends_with(ext));
+    if looks_like_file {
+        anyhow::bail!("{arg}: no such file; nothing was queued");
+    }
+    Ok((arg.to_string(), None))
+}
+
+/// `reportbot announce`: queue it in the database the bot reads. Plain text
+/// is escaped; with `html`, the text is Telegram HTML, queued as written
+/// once [`crate::markup::check`] accepts it (the delivery worker sends every
+/// announcement with `parse_mode = HTML`).
 pub fn announce(
     store: &dyn crate::store::Store,
     text: Option<&str>,
     file: Option<&std::path::Path>,
+    html: bool,
 ) -> anyhow::Result<()> {
-    let text = match (text, file) {
-        (Some(t), None) => t.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", f.display()))?,
+    let (text, source) = match (text, file) {
+        (Some(t), None) if html => html_source(t)?,
+        (Some(t), None) => (t.to_string(), None),
+        (None, Some(f)) => (
+            std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", f.display()))?,
+            Some(f.to_path_buf()),
+        ),
         _ => {
-            anyhow::bail!("usage: reportbot announce \"text\"  or  reportbot announce --file FILE")
+            anyhow::bail!(
+                "usage: reportbot announce \"text\"  or  reportbot announce --file FILE  (add --html for Telegram HTML)"
+            )
         }
     };
+    if html {
+        let checked = crate::markup::check(&text).map_err(|e| {
+            let place = source
+                .as_ref()
+                .map_or_else(|| "the HTML".to_string(), |p| p.display().to_string());
+            anyhow::anyhow!("{place}: {e}; nothing was queued")
+        })?;
+        let created = store.queue_now(&crate::store::NewAnnouncement {
+            text_html: checked.html,
+            created_by: crate::store::Origin::Cli,
+            dedupe_key: None,
+        })?;
+        let progress = store.progress(created.id)?;
+        println!(
+            "queued announcement {} (HTML checked: {} tag(s), {} characters of text) for {} subscribers; the running bot delivers it",
+            created.id.0, checked.tags, checked.text_units, progress.total
+        );
+        return Ok(());
+    }
     let html = crate::telegram::announcement_html(&text).map_err(|why| {
         if why == "empty" {
             anyhow::anyhow!("the announcement is empty")
@@ -247,6 +314,79 @@ pub fn announce(
     println!(
         "queued announcement {} for {} subscribers; the running bot delivers it",
         created.id.0, progress.total
+    );
+    Ok(())
+}
+
+fn parse_lang(s: &str) -> Result<crate::engine::Lang, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "zh" | "cn" | "zh-cn" | "zh-hans" => Ok(crate::engine::Lang::Zh),
+        "en" => Ok(crate::engine::Lang::En),
+        _ => Err(format!("{s:?}: expected zh or en")),
+    }
+}
+
+/// `reportbot tips-card`: draw one card, or list them all.
+pub fn tips_card(
+    k: &crate::knowledge::Knowledge,
+    topic: Option<&str>,
+    out: Option<&std::path::Path>,
+    lang: crate::engine::Lang,
+    list: bool,
+) -> anyhow::Result<()> {
+    use crate::card;
+    use crate::engine::Lang;
+    let code = |l: Lang| if l == Lang::En { "en" } else { "zh" };
+    if list {
+        let catalog = card::Catalog::check(k);
+        println!("font: {}", card::font::FONT_NAME);
+        for e in catalog.entries() {
+            let status = match (&e.problem, &e.key) {
+                (None, Some(key)) => format!("ok  {key}"),
+                (Some(p), _) => format!("text only: {p}"),
+                (None, None) => "text only".to_string(),
+            };
+            println!(
+                "{:<20} {}  {status}",
+                e.topic.as_deref().unwrap_or("(overview)"),
+                code(e.lang)
+            );
+        }
+        return Ok(());
+    }
+    let id =
+        match topic {
+            None => None,
+            Some(word) => Some(card::find_topic(k, word).map(|t| t.id.clone()).ok_or_else(
+                || {
+                    anyhow::anyhow!(
+                        "no anti-fraud topic {word:?}; topics: {}",
+                        card::topic_ids(k).join(", ")
+                    )
+                },
+            )?),
+        };
+    let c = card::render_topic(k, id.as_deref(), lang)
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was written"))?;
+    let default = match lang {
+        Lang::Zh => format!("tips-{}.png", id.as_deref().unwrap_or("all")),
+        Lang::En => format!("tips-{}-en.png", id.as_deref().unwrap_or("all")),
+    };
+    let path = out.map_or_else(|| PathBuf::from(default), std::path::Path::to_path_buf);
+    if path.as_os_str() == "-" {
+        std::io::stdout().write_all(&c.png)?;
+        return Ok(());
+    }
+    std::fs::write(&path, &c.png)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
+    println!(
+        "{}: {}×{} px, {} bytes ({})\ncache key: {}",
+        path.display(),
+        c.width,
+        c.height,
+        c.png.len(),
+        c.caption,
+        c.key
     );
     Ok(())
 }

@@ -20,11 +20,13 @@
 //!   up in one place.
 
 pub mod broadcast;
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod import;
 pub mod knowledge;
+pub mod markup;
 pub mod publish;
 pub mod render;
 pub mod store;

@@ -67,9 +67,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Some(Command::Chat) => cli::chat(&load()?),
-        Some(Command::Announce { text, file }) => {
+        Some(Command::Announce { text, file, html }) => {
             let store = store::open(&settings.database()?)?;
-            cli::announce(store.as_ref(), text.as_deref(), file.as_deref())
+            cli::announce(store.as_ref(), text.as_deref(), file.as_deref(), html)
         }
         Some(Command::Import {
             report,
@@ -109,6 +109,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cli::publish(store.as_ref(), &out, &id)?;
             }
             Ok(())
+        }
+        Some(Command::TipsCard {
+            topic,
+            out,
+            lang,
+            list,
+        }) => {
+            let knowledge = match &data_dir {
+                Some(dir) => Knowledge::load_dir(dir)?,
+                None => Knowledge::builtin()?,
+            };
+            cli::tips_card(&knowledge, topic.as_deref(), out.as_deref(), lang, list)
         }
         Some(Command::Subscribers) => {
             let store = store::open(&settings.database()?)?;

@@ -8,8 +8,8 @@ mod support;
 
 use reportbot::broadcast::{BroadcastEvent, BroadcastSettings, Broadcaster, TelegramSender};
 use reportbot::store::{
-    AnnouncementId, AnnouncementState, BeginSend, ChatKind, Database, DeliveryState, Language,
-    NewAnnouncement, NewSubscriber, Origin, PgStore, ProgressMessage, SqliteStore, Store,
+    AnnouncementId, AnnouncementState, BeginSend, ChatKind, Database, DeliveryState, FileKey,
+    Language, NewAnnouncement, NewSubscriber, Origin, PgStore, ProgressMessage, SqliteStore, Store,
     StoreError, SubscriberCounts, SubscriberStatus,
 };
 use std::collections::HashSet;
@@ -480,6 +480,44 @@ on_both_stores! {
         let due = store.lease_pending("c", 10, MINUTE)?;
         assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![held[0].id]);
         assert_eq!(due[0].attempts, 1);
+        Ok(())
+    }
+
+    /// A picture's `file_id` is kept per bot and key, survives reopening,
+    /// is replaced by a newer upload, and forgetting a refused one keeps a
+    /// newer one another instance stored meanwhile.
+    fn uploaded_file_ids_are_kept_per_bot_and_key(db: &Db) -> TestResult {
+        let card = |bot_id: i64, key: &str| FileKey {
+            bot_id,
+            key: key.to_string(),
+        };
+        let zh = card(4242, "tips-card/v1/courier/zh/00000000000000aa");
+        let store = db.open()?;
+        assert_eq!(store.uploaded_file(&zh)?, None);
+        store.remember_upload(&zh, "AgAD-first")?;
+        assert_eq!(store.uploaded_file(&zh)?.as_deref(), Some("AgAD-first"));
+        // Another bot, another language, another data version: not the same file.
+        let other_bot = card(4343, &zh.key);
+        let en = card(4242, "tips-card/v1/courier/en/00000000000000aa");
+        let new_data = card(4242, "tips-card/v1/courier/zh/00000000000000bb");
+        for k in [&other_bot, &en, &new_data] {
+            assert_eq!(store.uploaded_file(k)?, None, "{k:?}");
+        }
+        // Reopened (a restart, another instance): still there.
+        let again = db.open()?;
+        assert_eq!(again.uploaded_file(&zh)?.as_deref(), Some("AgAD-first"));
+        // A second upload of the same card replaces the first.
+        again.remember_upload(&zh, "AgAD-second")?;
+        assert_eq!(store.uploaded_file(&zh)?.as_deref(), Some("AgAD-second"));
+        // Telegram refused the first id: forgetting it keeps the second.
+        assert!(!store.forget_upload(&zh, "AgAD-first")?);
+        assert_eq!(store.uploaded_file(&zh)?.as_deref(), Some("AgAD-second"));
+        assert!(store.forget_upload(&zh, "AgAD-second")?);
+        assert_eq!(store.uploaded_file(&zh)?, None);
+        // Odd text is data, not SQL.
+        let odd = card(-1, "it's; DROP TABLE uploaded_files; --");
+        store.remember_upload(&odd, "x'y")?;
+        assert_eq!(again.uploaded_file(&odd)?.as_deref(), Some("x'y"));
         Ok(())
     }
 }

@@ -85,6 +85,20 @@ ALTER TABLE outbox ADD COLUMN leased_by TEXT;
 ALTER TABLE outbox ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// v4: Telegram's `file_id`s of uploaded pictures (the large-print tips
+/// cards), so each picture is uploaded once per bot and card version. A
+/// `file_id` is valid only for the bot that uploaded it: the bot is part of
+/// the key.
+const V4_UPLOADED_FILES: &str = "
+CREATE TABLE uploaded_files (
+    bot_id      INTEGER NOT NULL,
+    file_key    TEXT    NOT NULL,
+    file_id     TEXT    NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (bot_id, file_key)
+) STRICT;
+";
+
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -102,10 +116,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox leases",
         sql: V3_LEASES,
     },
+    Migration {
+        version: 4,
+        name: "uploaded files",
+        sql: V4_UPLOADED_FILES,
+    },
 ];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 /// Read `PRAGMA user_version`.
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {

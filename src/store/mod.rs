@@ -7,7 +7,9 @@
 //! - **announcements**: a text an operator (or the CLI, or a report import)
 //!   wrote, going `Draft → Queued → Done` (or `Cancelled`);
 //! - **the outbox**: one row per (announcement, chat), `Pending` until the
-//!   delivery worker ([`crate::broadcast`]) records what Telegram answered.
+//!   delivery worker ([`crate::broadcast`]) records what Telegram answered;
+//! - **uploaded files**: the `file_id` Telegram gave a picture the bot
+//!   uploaded ([`FileKey`]), so it is sent by reference afterwards.
 //!
 //! The trait is synchronous and object-safe; the bot holds an
 //! `Arc<dyn Store>` and calls it from async code through
@@ -275,6 +277,16 @@ string_enum! {
         /// The announcement was cancelled or the chat unsubscribed before sending.
         Cancelled = "cancelled",
     }
+}
+
+/// Names an uploaded file: the bot that uploaded it (a `file_id` works for
+/// that bot only) and what the file is, e.g. a tips card's key
+/// (`tips-card/v1/courier/zh/3f2a…`: topic, language and a hash of the
+/// drawn content, so a data or layout change means a new upload).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub bot_id: i64,
+    pub key: String,
 }
 
 /// A chat asking to subscribe.
@@ -578,6 +590,19 @@ pub trait Store: Send + Sync {
     /// Telegram will not deliver to this chat: the delivery becomes
     /// `Blocked`, and [`Store::mark_chat_blocked`] is applied to its chat.
     fn mark_blocked(&self, id: DeliveryId, reason: &str) -> StoreResult<()>;
+
+    // ----- uploaded files -------------------------------------------------
+
+    /// The `file_id` Telegram gave `bot` for the file named `key`, if any.
+    fn uploaded_file(&self, key: &FileKey) -> StoreResult<Option<String>>;
+
+    /// Remember the `file_id` of an upload (replacing an older one: the
+    /// last upload wins, any of them works).
+    fn remember_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<()>;
+
+    /// Forget a `file_id` Telegram refused, so the next send uploads again.
+    /// Only that `file_id`: a newer one another instance stored stays.
+    fn forget_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<bool>;
 
     // ----- several instances on one database -----------------------------
 

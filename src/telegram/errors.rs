@@ -27,6 +27,11 @@ pub enum SendError {
     /// The text itself was refused (bad HTML, too long): every chat would refuse it.
     #[error("message refused: {0}")]
     BadMessage(String),
+    /// The file sent was refused: a `file_id` Telegram no longer knows (or
+    /// that belongs to another bot), or a picture it cannot process. Sending
+    /// the same reference again will not help; uploading the file may.
+    #[error("file refused: {0}")]
+    BadFile(String),
 }
 
 /// Sort a teloxide error by what to do about it.
@@ -67,6 +72,9 @@ fn classify_api(api: &ApiError) -> SendError {
         E::CantParseEntities(_) | E::MessageIsTooLong | E::MessageTextIsEmpty => {
             SendError::BadMessage(api.to_string())
         }
+        E::WrongFileId | E::WrongFileIdOrUrl | E::FileIdInvalid | E::ImageProcessFailed => {
+            SendError::BadFile(api.to_string())
+        }
         // Every send will fail the same way until the token is fixed; as a
         // transient error it slows the worker down instead of failing rows fast.
         E::InvalidToken => SendError::Transient(api.to_string()),
@@ -98,6 +106,14 @@ fn classify_description(text: &str) -> SendError {
         "message text is empty",
     ]) {
         SendError::BadMessage(text.to_string())
+    } else if any(&[
+        "file identifier",
+        "file id",
+        "file_id",
+        "file_reference",
+        "photo_invalid",
+    ]) {
+        SendError::BadFile(text.to_string())
     } else if t.starts_with("bad request") {
         SendError::Permanent(text.to_string())
     } else {
@@ -176,5 +192,18 @@ mod tests {
             classify(&api("Bad Request: have no rights to send a message")),
             SendError::Permanent(_)
         ));
+        for bad_file in [
+            "Bad Request: wrong file identifier/HTTP URL specified",
+            "Bad Request: wrong file id",
+            "Bad Request: invalid file id",
+            "Bad Request: IMAGE_PROCESS_FAILED",
+            "Bad Request: FILE_REFERENCE_EXPIRED",
+            "Bad Request: wrong remote file identifier specified: can't unserialize it",
+        ] {
+            assert!(
+                matches!(classify(&api(bad_file)), SendError::BadFile(_)),
+                "{bad_file}"
+            );
+        }
     }
 }

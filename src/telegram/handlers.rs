@@ -6,7 +6,8 @@ use super::commands::Command;
 use super::conversations::ConversationKey;
 use super::keyboards::{self, Callback};
 use super::send::{Destination, SendFailure, send_html, with_retry};
-use super::subscriptions;
+use super::{sharing, subscriptions};
+use crate::card;
 use crate::engine::{Answer, Intent, Lang, PrizeFilter, Reply};
 use crate::render;
 use std::sync::Arc;
@@ -126,8 +127,9 @@ pub fn addressed(msg: &Message, me: &Me) -> Option<Addressed> {
     replied_to_us.then(|| make(text.to_string()))
 }
 
-/// Keyboard that goes with an answer, if any.
-fn keyboard_for(app: &App, answer: &Answer) -> Option<InlineKeyboardMarkup> {
+/// Keyboard that goes with an answer, if any. `share`: the bot has inline
+/// mode (the share button needs it).
+fn keyboard_for(app: &App, answer: &Answer, share: bool) -> Option<InlineKeyboardMarkup> {
     let engine = app.engine();
     match &answer.reply {
         Reply::Winners { filter, .. } if filter.is_empty() => Some(keyboards::browse(
@@ -135,7 +137,12 @@ fn keyboard_for(app: &App, answer: &Answer) -> Option<InlineKeyboardMarkup> {
             &PrizeFilter::default(),
             answer.lang,
         )),
-        Reply::Tips { .. } => Some(keyboards::tip_topics(&engine, answer.lang)),
+        Reply::Tips { topic, .. } => Some(keyboards::tips(
+            &engine,
+            topic.as_deref(),
+            answer.lang,
+            share,
+        )),
         Reply::Ambiguous { options, .. } => Some(keyboards::readings(&engine, options)),
         _ => None,
     }
@@ -173,10 +180,8 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         Some(Command::Subscribe) => subscriptions::subscribe(&bot, &app, &msg, &a).await,
         Some(Command::Unsubscribe) => subscriptions::unsubscribe(&bot, &app, &msg, &a).await,
         Some(Command::Status) => subscriptions::status(&bot, &app, &msg, &a).await,
-        Some(Command::Announce(text)) => {
-            subscriptions::announce(&bot, &app, &msg, &a, &text, &me).await
-        }
-        _ => answer_text(&bot, &app, &msg, &a).await,
+        Some(Command::Announce(_)) => subscriptions::announce(&bot, &app, &msg, &a, &me).await,
+        _ => answer_text(&bot, &app, &msg, &a, &me).await,
     };
     tracing::info!(
         chat = chat.0,
@@ -188,7 +193,7 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
 }
 
 /// Free text (and the answering commands): the engine with this chat's context.
-async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'static str {
+async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed, me: &Me) -> &'static str {
     let engine = app.engine();
     let now = Instant::now();
     let mut ctx = app.conversations.take(a.key);
@@ -200,7 +205,7 @@ async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'st
         _ => {}
     }
     let html = render::html(&engine, &answer);
-    let keyboard = keyboard_for(app, &answer);
+    let keyboard = keyboard_for(app, &answer, me.supports_inline_queries);
     let mut to = Destination::answer_to(msg);
     if !msg.chat.is_private() {
         to = to.quoting(msg.id);
@@ -233,7 +238,7 @@ pub fn log_send_failure(app: &App, chat: ChatId, e: &SendFailure) {
         SendFailure::Gone(err) => {
             tracing::info!(chat = chat.0, error = %err, "chat is gone; reply dropped")
         }
-        SendFailure::Failed(err) => {
+        SendFailure::Failed(err) | SendFailure::BadFile(err) => {
             tracing::error!(chat = chat.0, error = %err, "reply could not be sent")
         }
     }
@@ -288,7 +293,7 @@ impl Place {
     }
 }
 
-pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerResult {
+pub async fn on_callback(bot: Bot, q: CallbackQuery, me: Me, app: Arc<App>) -> HandlerResult {
     let started = Instant::now();
     let lang = Lang::from_code(q.from.language_code.as_deref()).unwrap_or_default();
     let parsed = q.data.as_deref().and_then(Callback::parse);
@@ -333,10 +338,25 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> HandlerRe
         Some(Callback::Tips(topic)) => {
             let answer = engine.answer_tips(topic.as_deref(), lang);
             let html = render::html(&engine, &answer);
-            let kb = keyboards::tip_topics(&engine, lang);
+            let kb = keyboards::tips(&engine, topic.as_deref(), lang, me.supports_inline_queries);
             show(&bot, &app, &place, html, Some(kb)).await;
             "tips"
         }
+        // A topic the data no longer has, or a button under an inline-mode
+        // message (no chat to send a picture to).
+        Some(Callback::Picture { topic, .. })
+            if place.destination().is_none()
+                || topic.as_deref().is_some_and(|t| {
+                    !card::topic_ids(engine.knowledge()).iter().any(|x| x == t)
+                }) =>
+        {
+            notice = Some(stale_notice(lang));
+            "stale_button"
+        }
+        Some(Callback::Picture { topic, lang }) => match place.destination() {
+            Some(to) => sharing::send_picture(&bot, &app, me.id, to, topic.as_deref(), lang).await,
+            None => "stale_button",
+        },
         Some(Callback::Entity(key)) => match engine.entity_by_key(&key) {
             Some(id) => {
                 let now = Instant::now();
@@ -492,11 +512,26 @@ async fn show(bot: &Bot, app: &App, place: &Place, html: String, kb: Option<Inli
     }
 }
 
-pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult {
+pub async fn on_inline(bot: Bot, q: InlineQuery, me: Me, app: Arc<App>) -> HandlerResult {
     let started = Instant::now();
     let engine = app.engine();
     let lang = Lang::from_code(q.from.language_code.as_deref());
     let query = q.query.trim();
+    // `tips 验证码`, as the share button writes it: the tips to pass on.
+    if let Some(topic) = keyboards::parse_share_query(engine.knowledge(), query) {
+        let lang = lang.unwrap_or_default();
+        let results = sharing::inline_tips(&app, me.id, topic.as_deref(), lang).await;
+        let count = results.len();
+        answer_inline(&bot, &app, &q, results).await;
+        tracing::info!(
+            user = q.from.id.0,
+            intent = "share_tips",
+            results = count,
+            latency_us = started.elapsed().as_micros() as u64,
+            "handled inline query"
+        );
+        return Ok(());
+    }
     let question = if query.is_empty() { "/awards" } else { query };
     let mut ctx = crate::engine::Context::default();
     let answer = engine.answer(&mut ctx, question, lang, started);
@@ -525,16 +560,7 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         .description(description);
         vec![article.into()]
     };
-    let id = q.id.clone();
-    let sent = with_retry(&app.out, "answerInlineQuery", || {
-        bot.answer_inline_query(id.clone(), results.clone())
-            .cache_time(60)
-            .into_future()
-    })
-    .await;
-    if let Err(e) = sent {
-        tracing::warn!(error = ?e, "inline answer failed");
-    }
+    answer_inline(&bot, &app, &q, results).await;
     let intent = if matches!(answer.intent, Intent::Fallback) {
         "fallback"
     } else {
@@ -547,6 +573,21 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, app: Arc<App>) -> HandlerResult
         "handled inline query"
     );
     Ok(())
+}
+
+/// Answer an inline query; a failure is logged (the user just sees no results).
+async fn answer_inline(bot: &Bot, app: &App, q: &InlineQuery, results: Vec<InlineQueryResult>) {
+    let id = q.id.clone();
+    let sent = with_retry(&app.out, "answerInlineQuery", || {
+        bot.answer_inline_query(id.clone(), results.clone())
+            // Short: a picture uploaded meanwhile shows up soon.
+            .cache_time(60)
+            .into_future()
+    })
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = ?e, "inline answer failed");
+    }
 }
 
 #[cfg(test)]

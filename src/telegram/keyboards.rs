@@ -1,9 +1,13 @@
 //! Inline keyboards and their callback data, parsed at the edge into
 //! [`Callback`]. Every callback string stays within Telegram's 64 bytes.
 
+use crate::card::find_topic;
 use crate::engine::{Engine, EntityId, Lang, PrizeFilter};
-use crate::knowledge::{Group, Kind, Level};
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+use crate::knowledge::{Group, Kind, Knowledge, Level};
+use teloxide::types::{
+    InlineKeyboardButton, InlineKeyboardButtonKind, InlineKeyboardMarkup,
+    SwitchInlineQueryChosenChat,
+};
 
 /// A button press, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +18,9 @@ pub enum Callback {
     BrowseAll,
     /// Tips of a topic (`None` = a general selection).
     Tips(Option<String>),
+    /// The large-print picture of a topic's tips (`None` = the overview),
+    /// in the language of the answer the button is under.
+    Picture { topic: Option<String>, lang: Lang },
     /// One reading of an ambiguous name, by its stable key
     /// ([`crate::engine::Entity::key`]): an index would name somebody else
     /// after a data reload that reorders the entities.
@@ -49,6 +56,9 @@ impl Callback {
             }
             Callback::BrowseAll => "a:all".into(),
             Callback::Tips(t) => format!("t:{}", t.as_deref().unwrap_or("")),
+            Callback::Picture { topic, lang } => {
+                format!("p:{}:{}", lang_code(*lang), topic.as_deref().unwrap_or(""))
+            }
             Callback::Entity(key) => format!("k:{key}"),
             Callback::Announce { id, confirm } => {
                 format!("n:{}:{id}", if *confirm { "ok" } else { "no" })
@@ -83,14 +93,19 @@ impl Callback {
                 Some(Callback::Browse(PrizeFilter { group, kind, level }))
             }
             ["t", ""] => Some(Callback::Tips(None)),
-            ["t", topic]
-                if topic.len() <= 40
-                    && topic
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-            {
-                Some(Callback::Tips(Some(topic.to_string())))
-            }
+            ["t", topic] if is_topic_id(topic) => Some(Callback::Tips(Some(topic.to_string()))),
+            ["p", lang, topic] => Some(Callback::Picture {
+                lang: match *lang {
+                    "zh" => Lang::Zh,
+                    "en" => Lang::En,
+                    _ => return None,
+                },
+                topic: match *topic {
+                    "" => None,
+                    t if is_topic_id(t) => Some(t.to_string()),
+                    _ => return None,
+                },
+            }),
             // "e:<index>" (before stable keys) is not accepted: it may name
             // somebody else now.
             ["k", key] if key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -106,6 +121,18 @@ impl Callback {
                 .map(|id| Callback::Announce { id, confirm: false }),
             _ => None,
         }
+    }
+}
+
+/// A topic id as the data has them (and as fits a callback).
+fn is_topic_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "zh",
+        Lang::En => "en",
     }
 }
 
@@ -275,6 +302,94 @@ pub fn browse(engine: &Engine, f: &PrizeFilter, lang: Lang) -> InlineKeyboardMar
     InlineKeyboardMarkup::new(rows)
 }
 
+/// The word that starts an inline query for tips: `@bot tips 验证码`.
+pub const SHARE_PREFIX: &str = "tips";
+
+/// The inline query the "Share with family" button puts in the chat the
+/// user picks: `tips` and a word for the topic — its first Chinese keyword
+/// (`tips 验证码`) or, in English, its id (`tips verification_code`) —
+/// or `tips` alone for the overview. Always a word [`parse_share_query`]
+/// reads back as the same topic.
+pub fn share_query(k: &Knowledge, topic: Option<&str>, lang: Lang) -> String {
+    let Some(id) = topic else {
+        return SHARE_PREFIX.to_string();
+    };
+    let keyword = k
+        .reports
+        .iter()
+        .flat_map(|r| &r.antifraud.topics)
+        .find(|t| t.id == id)
+        .and_then(|t| t.keywords.iter().find(|w| !w.is_ascii()))
+        .filter(|w| lang == Lang::Zh && find_topic(k, w).is_some_and(|t| t.id == id));
+    format!("{SHARE_PREFIX} {}", keyword.map_or(id, String::as_str))
+}
+
+/// What an inline query asks for, if it asks for tips: `Some(None)` for
+/// the overview (`tips`), `Some(Some(id))` for a topic (`tips 验证码`,
+/// `/tips courier`); `None` for any other question, or a word that names
+/// no topic (the engine answers those).
+pub fn parse_share_query(k: &Knowledge, query: &str) -> Option<Option<String>> {
+    let q = query.trim();
+    let q = q.strip_prefix('/').unwrap_or(q);
+    let head = q.get(..SHARE_PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(SHARE_PREFIX) {
+        return None;
+    }
+    let rest = &q[SHARE_PREFIX.len()..];
+    if rest.is_empty() {
+        return Some(None);
+    }
+    // `tips 验证码`, not `tipsy`.
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let word = rest.trim();
+    if word.is_empty() {
+        return Some(None);
+    }
+    find_topic(k, word).map(|t| Some(t.id.clone()))
+}
+
+/// "Large-print picture" and "Share with family" under tips. Without
+/// inline mode (`share` false: the bot's settings lack it) Telegram would
+/// refuse the share button, so it is left out.
+fn pass_on_row(
+    k: &Knowledge,
+    topic: Option<&str>,
+    lang: Lang,
+    share: bool,
+) -> Vec<InlineKeyboardButton> {
+    let mut row = vec![button(
+        t(lang, "大字图片", "Large-print picture"),
+        Callback::Picture {
+            topic: topic.map(str::to_string),
+            lang,
+        },
+    )];
+    if share {
+        row.push(InlineKeyboardButton::new(
+            t(lang, "转发给家人", "Share with family"),
+            InlineKeyboardButtonKind::SwitchInlineQueryChosenChat(SwitchInlineQueryChosenChat {
+                query: Some(share_query(k, topic, lang)),
+                allow_user_chats: true,
+                allow_bot_chats: false,
+                allow_group_chats: true,
+                allow_channel_chats: false,
+            }),
+        ));
+    }
+    row
+}
+
+/// The keyboard under tips: pass them on (picture, share), then one
+/// button per scam topic.
+pub fn tips(engine: &Engine, topic: Option<&str>, lang: Lang, share: bool) -> InlineKeyboardMarkup {
+    let mut kb = tip_topics(engine, lang);
+    kb.inline_keyboard
+        .insert(0, pass_on_row(engine.knowledge(), topic, lang, share));
+    kb
+}
+
 /// One button per scam topic.
 pub fn tip_topics(engine: &Engine, lang: Lang) -> InlineKeyboardMarkup {
     let mut seen: Vec<&str> = Vec::new();
@@ -332,6 +447,14 @@ mod tests {
         let mut all = vec![
             Callback::BrowseAll,
             Callback::Tips(None),
+            Callback::Picture {
+                topic: None,
+                lang: Lang::En,
+            },
+            Callback::Picture {
+                topic: Some("a".repeat(40)),
+                lang: Lang::Zh,
+            },
             Callback::Entity("0123456789ab".into()),
             Callback::Announce {
                 id: i64::MAX,
@@ -406,6 +529,11 @@ mod tests {
             "a:-:Grand",
             "a:b:t:most_popular",
             "a:b:t:abcdefghijklmnop",
+            "p",
+            "p:",
+            "p:fr:courier",
+            "p:zh:../x",
+            "p:zh:courier:1",
         ] {
             assert_eq!(Callback::parse(s), None, "{s}");
         }
@@ -426,6 +554,74 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tips_keyboards_pass_on_in_the_answers_language() {
+        let engine = Engine::builtin().unwrap();
+        for (lang, picture, share) in [
+            (Lang::Zh, "大字图片", "转发给家人"),
+            (Lang::En, "Large-print picture", "Share with family"),
+        ] {
+            let kb = tips(&engine, Some("verification_code"), lang, true);
+            let first = &kb.inline_keyboard[0];
+            assert_eq!(first[0].text, picture);
+            let InlineKeyboardButtonKind::CallbackData(d) = &first[0].kind else {
+                panic!("{:?}", first[0]);
+            };
+            assert_eq!(
+                Callback::parse(d),
+                Some(Callback::Picture {
+                    topic: Some("verification_code".into()),
+                    lang
+                })
+            );
+            assert_eq!(first[1].text, share);
+            let InlineKeyboardButtonKind::SwitchInlineQueryChosenChat(c) = &first[1].kind else {
+                panic!("{:?}", first[1]);
+            };
+            assert!(c.allow_user_chats && c.allow_group_chats && !c.allow_bot_chats);
+            let expected = match lang {
+                Lang::Zh => "tips 验证码",
+                Lang::En => "tips verification_code",
+            };
+            assert_eq!(c.query.as_deref(), Some(expected));
+            // The topic buttons follow.
+            assert_eq!(
+                kb.inline_keyboard[1..],
+                tip_topics(&engine, lang).inline_keyboard[..]
+            );
+            // No inline mode: no share button.
+            assert_eq!(tips(&engine, None, lang, false).inline_keyboard[0].len(), 1);
+        }
+    }
+
+    #[test]
+    fn every_share_query_reads_back_as_its_topic() {
+        let engine = Engine::builtin().unwrap();
+        let k = engine.knowledge();
+        for lang in [Lang::Zh, Lang::En] {
+            assert_eq!(
+                parse_share_query(k, &share_query(k, None, lang)),
+                Some(None)
+            );
+            for id in crate::card::topic_ids(k) {
+                let q = share_query(k, Some(&id), lang);
+                assert!(q.len() <= 256, "{q}");
+                assert_eq!(parse_share_query(k, &q), Some(Some(id.clone())), "{q}");
+            }
+        }
+        assert_eq!(
+            parse_share_query(k, " /TIPS  验证码 "),
+            Some(Some("verification_code".into()))
+        );
+        assert_eq!(
+            parse_share_query(k, "tips courier"),
+            Some(Some("courier".into()))
+        );
+        for other in ["", "tipsy", "李彬", "tips 李彬", "t", "提示 验证码"] {
+            assert_eq!(parse_share_query(k, other), None, "{other}");
         }
     }
 

@@ -9,8 +9,9 @@
 //! - [`intake`]: admission on arrival — flood counting per sender, bounded
 //!   queues per chat and in all — then teloxide's dispatcher, one queue per
 //!   chat, and the dptree table below.
-//! - `handlers`, `subscriptions`: what the bot does; [`keyboards`]:
-//!   buttons and their data.
+//! - `handlers`, `subscriptions`: what the bot does; `sharing`: passing
+//!   tips on (the large-print picture, inline mode's `tips <topic>`);
+//!   [`keyboards`]: buttons and their data.
 //! - [`send`], [`pacing`]: replies split, paced to Telegram's limits and
 //!   retried ([`errors`] sorts Telegram's errors); [`shutdown`]:
 //!   SIGINT/SIGTERM stop the bot within seconds.
@@ -19,6 +20,7 @@ mod commands;
 mod conversations;
 pub mod errors;
 mod flood;
+mod formatting;
 mod handlers;
 pub mod intake;
 pub mod keyboards;
@@ -26,6 +28,7 @@ pub mod pacing;
 mod polling;
 mod reload;
 pub mod send;
+mod sharing;
 pub mod shutdown;
 mod subscriptions;
 pub mod updates;
@@ -34,6 +37,7 @@ pub use conversations::{ConversationKey, Conversations};
 pub use flood::{FloodGuard, Verdict};
 pub use subscriptions::announcement_html;
 
+use crate::card::Catalog;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::Store;
@@ -50,6 +54,8 @@ use teloxide::prelude::*;
 /// Everything handlers share.
 pub struct App {
     engine: RwLock<Arc<Engine>>,
+    /// The engine's tips pictures, checked against the font (with it).
+    cards: RwLock<Arc<Catalog>>,
     pub store: Arc<dyn Store>,
     pub settings: Settings,
     pub flood: FloodGuard,
@@ -71,6 +77,7 @@ impl App {
     pub fn new(engine: Arc<Engine>, store: Arc<dyn Store>, settings: Settings) -> Self {
         let c = &settings.conversation;
         App {
+            cards: RwLock::new(Arc::new(Catalog::check(engine.knowledge()))),
             engine: RwLock::new(engine),
             conversations: Conversations::new(c.max_contexts, Duration::from_secs(c.ttl_secs)),
             flood: FloodGuard::new(&settings.flood),
@@ -131,8 +138,17 @@ impl App {
         Arc::clone(&self.engine.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The tips pictures of the current data: which can be drawn, their keys.
+    pub fn cards(&self) -> Arc<Catalog> {
+        Arc::clone(&self.cards.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn replace_engine(&self, engine: Arc<Engine>) {
+        // Checked before either is replaced: a reader never sees new data
+        // with the old pictures for long.
+        let cards = Arc::new(Catalog::check(engine.knowledge()));
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+        *self.cards.write().unwrap_or_else(|e| e.into_inner()) = cards;
         self.conversations.clear();
     }
 

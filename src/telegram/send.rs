@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 use teloxide::RequestError;
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardMarkup, MessageId, ParseMode, ThreadId};
+use teloxide::types::{InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ThreadId};
 
 /// Everything sending needs: how to retry, the pacing, the stop.
 #[derive(Debug)]
@@ -149,6 +149,9 @@ pub enum SendFailure {
     Gone(RequestError),
     /// Retries exhausted or a permanent error.
     Failed(String),
+    /// The file sent was refused ([`SendError::BadFile`]): a stale
+    /// `file_id`; uploading the file again may work.
+    BadFile(String),
     /// Given up because the bot is stopping.
     Stopping,
 }
@@ -187,6 +190,7 @@ where
             Ok(Err(e)) => match classify(&e) {
                 SendError::Blocked(_) => return Err(SendFailure::Gone(e)),
                 SendError::Transient(_) => e.to_string(),
+                SendError::BadFile(_) => return Err(SendFailure::BadFile(e.to_string())),
                 _ => return Err(SendFailure::Failed(e.to_string())),
             },
             Err(_) => format!("no answer within {:?}", policy.attempt_timeout),
@@ -219,33 +223,119 @@ pub async fn send_html(
     let mut ids = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         let kb = if i == last { keyboard.clone() } else { None };
-        let _turn = out
-            .pacer
-            .acquire(to.chat.0, &out.shutdown)
-            .await
-            .map_err(|_| SendFailure::Stopping)?;
-        let msg = with_retry(out, "sendMessage", || {
-            let mut req = bot
-                .send_message(to.chat, chunk.as_str())
-                .parse_mode(ParseMode::Html);
-            if let Some(kb) = kb.clone() {
-                req = req.reply_markup(kb);
+        let to = if i == 0 {
+            to
+        } else {
+            Destination {
+                reply_to: None,
+                ..to
             }
-            if let Some(thread) = to.thread {
-                req = req.message_thread_id(thread);
-            }
-            if let Some(id) = to.reply_to.filter(|_| i == 0) {
-                // A deleted question still gets its answer (in its topic).
-                req = req.reply_parameters(
-                    teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
-                );
-            }
-            req.into_future()
-        })
-        .await?;
-        ids.push(msg.id);
+        };
+        ids.push(send_one_html(bot, out, to, chunk, kb).await?);
     }
     Ok(ids)
+}
+
+/// Send HTML as one message, not split: for a text checked to fit
+/// (an announcement's preview must be exactly what subscribers get, and
+/// splitting counts tags, which Telegram does not).
+pub async fn send_one_html(
+    bot: &Bot,
+    out: &Outbox,
+    to: Destination,
+    html: &str,
+    keyboard: Option<InlineKeyboardMarkup>,
+) -> Result<MessageId, SendFailure> {
+    let _turn = out
+        .pacer
+        .acquire(to.chat.0, &out.shutdown)
+        .await
+        .map_err(|_| SendFailure::Stopping)?;
+    let msg = with_retry(out, "sendMessage", || {
+        let mut req = bot.send_message(to.chat, html).parse_mode(ParseMode::Html);
+        if let Some(kb) = keyboard.clone() {
+            req = req.reply_markup(kb);
+        }
+        if let Some(thread) = to.thread {
+            req = req.message_thread_id(thread);
+        }
+        if let Some(id) = to.reply_to {
+            // A deleted question still gets its answer (in its topic).
+            req = req.reply_parameters(
+                teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
+            );
+        }
+        req.into_future()
+    })
+    .await?;
+    Ok(msg.id)
+}
+
+/// A photo to send: by reference, or uploaded.
+#[derive(Debug, Clone)]
+pub enum Photo {
+    /// A `file_id` Telegram gave this bot for an earlier upload.
+    FileId(String),
+    /// A PNG to upload (multipart), with its file name.
+    Png { bytes: Vec<u8>, name: String },
+}
+
+/// A sent photo: its message and the `file_id` of its largest size (what
+/// to send next time instead of uploading).
+#[derive(Debug, Clone)]
+pub struct SentPhoto {
+    pub message: MessageId,
+    pub file_id: Option<String>,
+}
+
+/// Send a photo with a caption, waiting for its turn like a text
+/// ([`Pacer`]) and retried like one ([`with_retry`]). An upload is built
+/// once; each attempt shares its bytes.
+pub async fn send_photo(
+    bot: &Bot,
+    out: &Outbox,
+    to: Destination,
+    photo: Photo,
+    caption: &str,
+    keyboard: Option<InlineKeyboardMarkup>,
+) -> Result<SentPhoto, SendFailure> {
+    let file = match photo {
+        Photo::FileId(id) => InputFile::file_id(teloxide::types::FileId(id)),
+        Photo::Png { bytes, name } => InputFile::memory(bytes).file_name(name),
+    };
+    let _turn = out
+        .pacer
+        .acquire(to.chat.0, &out.shutdown)
+        .await
+        .map_err(|_| SendFailure::Stopping)?;
+    let msg = with_retry(out, "sendPhoto", || {
+        let mut req = bot.send_photo(to.chat, file.clone());
+        if !caption.is_empty() {
+            req = req.caption(caption);
+        }
+        if let Some(kb) = keyboard.clone() {
+            req = req.reply_markup(kb);
+        }
+        if let Some(thread) = to.thread {
+            req = req.message_thread_id(thread);
+        }
+        if let Some(id) = to.reply_to {
+            req = req.reply_parameters(
+                teloxide::types::ReplyParameters::new(id).allow_sending_without_reply(),
+            );
+        }
+        req.into_future()
+    })
+    .await?;
+    // Telegram lists the sizes it made, smallest first.
+    let file_id = msg
+        .photo()
+        .and_then(|sizes| sizes.iter().max_by_key(|s| s.width * s.height))
+        .map(|s| s.file.id.0.clone());
+    Ok(SentPhoto {
+        message: msg.id,
+        file_id,
+    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! the Telegram side of `crate::store` and `crate::broadcast`.
 
 use super::App;
+use super::formatting::{self, FormatError};
 use super::handlers::{Addressed, Sender, log_send_failure, reply};
 use super::keyboards;
-use super::send::{Destination, MAX_MESSAGE_UNITS, SendFailure, send_html, with_retry};
+use super::send::{
+    Destination, MAX_MESSAGE_UNITS, SendFailure, send_html, send_one_html, with_retry,
+};
 use crate::engine::Lang;
 use crate::render::escape_html;
 use crate::store::{
@@ -20,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Run a store call off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -219,8 +222,10 @@ pub async fn status(bot: &Bot, app: &App, msg: &Message, a: &Addressed) -> &'sta
     .await
 }
 
-/// The text an announcement is sent as: the admin's words, escaped. Telegram
-/// counts the limit after parsing the HTML, so the visible text is measured.
+/// The text a plain announcement (the command line's) is sent as: the
+/// words, escaped. Telegram counts the limit after parsing the HTML, so the
+/// visible text is measured. (An admin's `/announce` keeps its formatting:
+/// [`formatting`].)
 pub fn announcement_html(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -236,14 +241,7 @@ pub fn announcement_html(text: &str) -> Result<String, String> {
 /// `/announce text`: a draft and its preview with Confirm / Cancel. The
 /// preview always goes to the admin's private chat — sent in a group, the
 /// group only hears where to look (an unsent announcement is not for it).
-pub async fn announce(
-    bot: &Bot,
-    app: &App,
-    msg: &Message,
-    a: &Addressed,
-    text: &str,
-    me: &Me,
-) -> &'static str {
+pub async fn announce(bot: &Bot, app: &App, msg: &Message, a: &Addressed, me: &Me) -> &'static str {
     let lang = a.lang.unwrap_or_default();
     let here = Destination::answer_to(msg);
     let say = |zh: &str, en: &str| escape_html(&t(lang, zh, en));
@@ -272,9 +270,14 @@ pub async fn announce(
             return "announce_refused";
         }
     };
-    let html = match announcement_html(text) {
+    // The admin's bold, italic and links (message entities) kept, as HTML.
+    let formatted = formatting::command_argument_html(
+        msg.text().unwrap_or_default(),
+        msg.entities().unwrap_or_default(),
+    );
+    let html = match formatted {
         Ok(h) => h,
-        Err(why) if why == "empty" => {
+        Err(FormatError::Empty) => {
             reply(
                 bot,
                 app,
@@ -289,7 +292,8 @@ pub async fn announce(
             .await;
             return "announce_usage";
         }
-        Err(why) => {
+        Err(FormatError::TooLong { units }) => {
+            let why = format!("{units} > {MAX_MESSAGE_UNITS}");
             let too_long = match lang {
                 Lang::Zh => format!(
                     "公告太长,未发送:Telegram 每条消息最多 4096 个字符单位(现在 {why})。请缩短后再发。"
@@ -307,6 +311,17 @@ pub async fn announce(
             )
             .await;
             return "announce_too_long";
+        }
+        Err(FormatError::Markup(e)) => {
+            tracing::warn!(error = %e, "an announcement's formatting failed the check");
+            let text = match lang {
+                Lang::Zh => format!("公告的格式无法发送,未保存:{e}。请去掉这部分格式后再发。"),
+                Lang::En => format!(
+                    "The announcement's formatting cannot be sent, nothing was saved: {e}. Please remove that formatting and send it again."
+                ),
+            };
+            reply(bot, app, here, escape_html(&text), None).await;
+            return "announce_bad_format";
         }
     };
     let new = NewAnnouncement {
@@ -348,7 +363,9 @@ pub async fn announce(
     let private = Destination::chat(ChatId(admin.0 as i64));
     let mut sent = send_html(bot, &app.out, private, &head, None).await;
     if sent.is_ok() {
-        sent = send_html(bot, &app.out, private, &html, Some(keyboard)).await;
+        sent = send_one_html(bot, &app.out, private, &html, Some(keyboard))
+            .await
+            .map(|id| vec![id]);
     }
     let in_group = !msg.chat.is_private();
     match sent {

@@ -23,7 +23,12 @@
 //!   case-insensitively and recorded in Telegram's camelCase (`sendMessage`);
 //! * every method this fake implements is sent as a JSON body; multipart is
 //!   only used for file uploads (it is parsed anyway, nested objects sent as
-//!   JSON strings are normalised back to JSON values);
+//!   JSON strings are normalised back to JSON values; an uploaded file
+//!   becomes `{"filename", "size"}`, plus `"png": {"width", "height"}` for
+//!   a PNG);
+//! * `sendPhoto` takes an upload (a PNG) or a `file_id` this server gave out
+//!   (anything else: "wrong file identifier"), answers a photo message with
+//!   a new `file_id`, and is recorded as a [`SentPhoto`];
 //! * teloxide sleeps 10 s after any HTTP 5xx answer before returning the error;
 //! * teloxide's polling starts with `getWebhookInfo` (not `deleteWebhook`),
 //!   and `getMe` is called by the dispatcher;
@@ -361,6 +366,23 @@ impl SentMessage {
     }
 }
 
+/// A photo the bot successfully sent with `sendPhoto`.
+#[derive(Clone, Debug)]
+pub struct SentPhoto {
+    pub chat_id: i64,
+    pub message_id: i32,
+    /// The upload, if the photo was uploaded (multipart): `{"filename",
+    /// "size", "png": {"width", "height"}}`.
+    pub upload: Option<Value>,
+    /// The `file_id` the bot sent instead of uploading.
+    pub sent_file_id: Option<String>,
+    /// The `file_id` of the photo (new for an upload).
+    pub file_id: String,
+    pub caption: Option<String>,
+    pub reply_markup: Option<Value>,
+    pub at: Instant,
+}
+
 /// A successful `editMessageText` / `editMessageReplyMarkup`.
 #[derive(Clone, Debug)]
 pub struct Edit {
@@ -543,6 +565,8 @@ struct Inner {
 
 struct StoredMsg {
     from: u64,
+    /// A photo message: its sizes (`text` is then the caption).
+    photo: Option<Value>,
     date: i64,
     text: String,
     entities: Option<Value>,
@@ -565,6 +589,10 @@ struct St {
     violations: u64,
     total_sent: u64,
     sent: HashMap<i64, Vec<SentMessage>>,
+    photos: HashMap<i64, Vec<SentPhoto>>,
+    /// `file_id` → (width, height, size) of every photo uploaded.
+    files: HashMap<String, (u64, u64, u64)>,
+    uploads: u64,
     edits: HashMap<i64, Vec<Edit>>,
     inline_edits: Vec<Edit>,
     deleted: Vec<(i64, i32)>,
@@ -788,6 +816,7 @@ impl BotApiHandle {
             st.messages.insert(
                 (chat_id, mid),
                 StoredMsg {
+                    photo: None,
                     from: from.id,
                     date: unix_now(),
                     text: text.to_string(),
@@ -832,6 +861,7 @@ impl BotApiHandle {
                     st.messages.insert(
                         key,
                         StoredMsg {
+                            photo: None,
                             from: from.id,
                             date: now,
                             text: text.to_string(),
@@ -1023,6 +1053,7 @@ impl BotApiHandle {
         st.messages.insert(
             (chat_id, mid),
             StoredMsg {
+                photo: None,
                 from: from.id,
                 date: unix_now(),
                 text: text.to_string(),
@@ -1134,6 +1165,36 @@ impl BotApiHandle {
         let mut v: Vec<SentMessage> = st.sent.values().flatten().cloned().collect();
         v.sort_by_key(|m| m.seq);
         v
+    }
+
+    /// Telegram no longer knows the photos uploaded so far: sending one by
+    /// its `file_id` answers "wrong file identifier".
+    pub fn forget_uploaded_files(&self) {
+        self.lock().files.clear();
+    }
+
+    /// Photos the bot successfully sent to `chat_id`, in order.
+    pub fn sent_photos(&self, chat_id: i64) -> Vec<SentPhoto> {
+        self.lock()
+            .photos
+            .get(&chat_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until at least `n` photos were sent to `chat_id`; returns all
+    /// of them (or whatever there is at timeout).
+    pub async fn wait_for_photos(
+        &self,
+        chat_id: i64,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<SentPhoto> {
+        self.wait_st(timeout, |st| {
+            st.photos.get(&chat_id).filter(|v| v.len() >= n).cloned()
+        })
+        .await
+        .unwrap_or_else(|| self.sent_photos(chat_id))
     }
 
     /// Number of successful sendMessage calls.
@@ -1740,9 +1801,19 @@ impl St {
         {
             o.insert("reply_to_message".into(), rv);
         }
-        o.insert("text".into(), m.text.clone().into());
-        if let Some(e) = &m.entities {
-            o.insert("entities".into(), e.clone());
+        match &m.photo {
+            Some(sizes) => {
+                o.insert("photo".into(), sizes.clone());
+                if !m.text.is_empty() {
+                    o.insert("caption".into(), m.text.clone().into());
+                }
+            }
+            None => {
+                o.insert("text".into(), m.text.clone().into());
+                if let Some(e) = &m.entities {
+                    o.insert("entities".into(), e.clone());
+                }
+            }
         }
         if let Some(k) = &m.reply_markup {
             o.insert("reply_markup".into(), k.clone());
@@ -1884,6 +1955,7 @@ impl St {
             "getmydescription" => Ok(json!({"description": ""})),
             "getmyshortdescription" => Ok(json!({"short_description": ""})),
             "sendmessage" => self.send_message(opts, p),
+            "sendphoto" => self.send_photo(opts, p),
             "editmessagetext" => self.edit_message(opts, method, p, true),
             "editmessagereplymarkup" => self.edit_message(opts, method, p, false),
             "deletemessage" => {
@@ -2046,6 +2118,7 @@ impl St {
         self.messages.insert(
             (chat, mid),
             StoredMsg {
+                photo: None,
                 from: opts.bot_id,
                 date: unix_now(),
                 text,
@@ -2068,6 +2141,80 @@ impl St {
             reply_to_message_id: reply_to,
             thread_id,
             seq,
+            at: now,
+        });
+        Ok(self.render_message(chat, mid, true).expect("stored"))
+    }
+
+    fn send_photo(&mut self, opts: &Options, p: &Value) -> ApiResult {
+        let chat = self.resolve_chat(p)?;
+        self.check_not_blocked(chat)?;
+        let caption = p.get("caption").and_then(Value::as_str);
+        if caption.is_some_and(|c| c.chars().count() > 1024) {
+            return Err(bad("message caption is too long"));
+        }
+        let markup = param_object(p, "reply_markup");
+        check_markup(markup.as_ref())?;
+        let (upload, sent_file_id, (width, height, size)) = match p.get("photo") {
+            Some(Value::String(id)) => match self.files.get(id) {
+                Some(f) => (None, Some(id.clone()), *f),
+                None => return Err(bad("wrong file identifier/HTTP URL specified")),
+            },
+            Some(f @ Value::Object(o)) if o.contains_key("filename") => {
+                let Some(png) = o.get("png") else {
+                    return Err(bad("IMAGE_PROCESS_FAILED"));
+                };
+                let dim = |k: &str| png.get(k).and_then(Value::as_u64).unwrap_or(0);
+                let size = o.get("size").and_then(Value::as_u64).unwrap_or(0);
+                if size == 0 || size > 10 * 1024 * 1024 {
+                    return Err(bad("PHOTO_INVALID_DIMENSIONS"));
+                }
+                (Some(f.clone()), None, (dim("width"), dim("height"), size))
+            }
+            _ => return Err(bad("there is no photo in the request")),
+        };
+        let now = Instant::now();
+        self.check_rate(opts, chat, now)?;
+        let file_id = match &sent_file_id {
+            Some(id) => id.clone(),
+            None => {
+                self.uploads += 1;
+                let id = format!("AgACAgIAAxkBAAI{:06}", self.uploads);
+                self.files.insert(id.clone(), (width, height, size));
+                id
+            }
+        };
+        // Like Telegram: a thumbnail and the full size, smallest first.
+        let sizes = json!([
+            {"file_id": format!("{file_id}-s"), "file_unique_id": format!("{file_id}-us"),
+             "width": 90, "height": height * 90 / width.max(1), "file_size": 1000},
+            {"file_id": file_id, "file_unique_id": format!("{file_id}-u"),
+             "width": width, "height": height, "file_size": size},
+        ]);
+        let mid = self.alloc_message_id(chat);
+        self.messages.insert(
+            (chat, mid),
+            StoredMsg {
+                photo: Some(sizes),
+                from: opts.bot_id,
+                date: unix_now(),
+                text: caption.unwrap_or("").to_string(),
+                entities: None,
+                reply_markup: echo_markup(markup.as_ref()),
+                reply_to: None,
+                edit_date: None,
+                thread_id: p.get("message_thread_id").and_then(value_i64),
+                sender_chat: None,
+            },
+        );
+        self.photos.entry(chat).or_default().push(SentPhoto {
+            chat_id: chat,
+            message_id: mid,
+            upload,
+            sent_file_id,
+            file_id,
+            caption: caption.map(str::to_string),
+            reply_markup: markup,
             at: now,
         });
         Ok(self.render_message(chat, mid, true).expect("stored"))
@@ -2424,6 +2571,28 @@ fn check_markup(markup: Option<&Value>) -> Result<(), ApiErr> {
             bad("can't parse inline keyboard button: InlineKeyboardButton must be an Array")
         })?;
         for b in buttons {
+            // Like Telegram: exactly one action per button.
+            let actions = BUTTON_ACTIONS
+                .iter()
+                .filter(|k| b.get(**k).is_some())
+                .count();
+            if actions != 1 {
+                return Err(bad("BUTTON_TYPE_INVALID"));
+            }
+            if let Some(c) = b.get("switch_inline_query_chosen_chat") {
+                let query = c.get("query").and_then(Value::as_str).unwrap_or("");
+                let allowed = [
+                    "allow_user_chats",
+                    "allow_bot_chats",
+                    "allow_group_chats",
+                    "allow_channel_chats",
+                ]
+                .iter()
+                .any(|k| c.get(*k).and_then(Value::as_bool).unwrap_or(false));
+                if !allowed || query.chars().count() > 256 {
+                    return Err(bad("BUTTON_TYPE_INVALID"));
+                }
+            }
             if let Some(d) = b.get("callback_data") {
                 let d = d.as_str().unwrap_or("");
                 if d.is_empty() || d.len() > MAX_CALLBACK_DATA_BYTES {
@@ -2446,6 +2615,20 @@ fn check_markup(markup: Option<&Value>) -> Result<(), ApiErr> {
     }
     Ok(())
 }
+
+/// The fields that say what an inline keyboard button does.
+const BUTTON_ACTIONS: &[&str] = &[
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+];
 
 /// Only inline keyboards are echoed in `Message.reply_markup`.
 fn echo_markup(markup: Option<&Value>) -> Option<Value> {
@@ -2780,7 +2963,13 @@ fn parse_multipart(body: &[u8], boundary: &str) -> Vec<(String, Value)> {
                 .unwrap_or("");
             if let Some(name) = header_param(disp, "name") {
                 let value = match header_param(disp, "filename") {
-                    Some(f) => json!({"filename": f, "size": content.len()}),
+                    Some(f) => {
+                        let mut file = json!({"filename": f, "size": content.len()});
+                        if let Some((width, height)) = png_size(content) {
+                            file["png"] = json!({"width": width, "height": height});
+                        }
+                        file
+                    }
                     None => normalize(&name, String::from_utf8_lossy(content).into_owned()),
                 };
                 out.push((name, value));
@@ -2789,6 +2978,16 @@ fn parse_multipart(body: &[u8], boundary: &str) -> Vec<(String, Value)> {
         pos = next;
     }
     out
+}
+
+/// Width and height of a PNG (from its IHDR chunk), if it is one.
+fn png_size(b: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if b.len() < 24 || !b.starts_with(SIGNATURE) || &b[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    Some((be(16), be(20)))
 }
 
 fn parse_urlencoded(s: &str) -> Vec<(String, String)> {

@@ -87,7 +87,9 @@ impl Broadcaster {
                     self.budget.pause(pause).await;
                     return Outcome::Recorded;
                 }
-                Err(SendError::Permanent(error)) => {
+                // (Announcements carry no files; a refused file is refused
+                // for this chat like any other permanent error.)
+                Err(SendError::Permanent(error) | SendError::BadFile(error)) => {
                     self.consecutive_transient.store(0, Ordering::Relaxed);
                     tracing::warn!(chat, %error, "delivery refused");
                     self.record("failed", move |s| s.mark_failed(id, &error))

@@ -132,15 +132,35 @@ BEGIN
 END $$;
 "#;
 
+/// v2: Telegram's `file_id`s of uploaded pictures (SQLite's v4). Shared by
+/// every instance, so a picture is uploaded once however many instances
+/// answer; a `file_id` is valid only for the bot that uploaded it.
+const V2_UPLOADED_FILES: &str = r#"
+CREATE TABLE uploaded_files (
+    bot_id      BIGINT NOT NULL,
+    file_key    TEXT   NOT NULL,
+    file_id     TEXT   NOT NULL,
+    uploaded_at BIGINT NOT NULL,
+    PRIMARY KEY (bot_id, file_key)
+);
+"#;
+
 /// Every step, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "subscribers, announcements, outbox, shared send budget",
-    sql: V1_SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "subscribers, announcements, outbox, shared send budget",
+        sql: V1_SCHEMA,
+    },
+    Migration {
+        version: 2,
+        name: "uploaded files",
+        sql: V2_UPLOADED_FILES,
+    },
+];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i32 = 1;
+pub const LATEST_VERSION: i32 = 2;
 
 /// Advisory lock key of migrations ("reportbot migrate").
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274_6d67;

@@ -21,9 +21,9 @@ pub use migrations::LATEST_VERSION;
 
 use super::{
     Announcement, AnnouncementId, AnnouncementState, BeginSend, Confirmed, Created, Delivery,
-    DeliveryId, DeliveryInfo, DeliveryState, NewAnnouncement, NewSubscriber, Origin, Progress,
-    ProgressMessage, SharedBudget, Store, StoreError, StoreResult, Subscriber, SubscriberCounts,
-    SubscriberStatus,
+    DeliveryId, DeliveryInfo, DeliveryState, FileKey, NewAnnouncement, NewSubscriber, Origin,
+    Progress, ProgressMessage, SharedBudget, Store, StoreError, StoreResult, Subscriber,
+    SubscriberCounts, SubscriberStatus,
 };
 use pool::{Conn, Pool};
 use postgres::Row;
@@ -831,6 +831,43 @@ impl Store for PgStore {
                 .try_get(0)?;
             c.query_one(BLOCK_CHAT, &[&chat_id, &reason])?;
             Ok(())
+        })
+    }
+
+    fn uploaded_file(&self, key: &FileKey) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT file_id FROM uploaded_files WHERE bot_id = $1 AND file_key = $2",
+                &[&key.bot_id, &key.key],
+            )?
+            .map(|r| r.try_get::<_, String>(0))
+            .transpose()?)
+        })
+    }
+
+    fn remember_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                concat!(
+                    "INSERT INTO uploaded_files (bot_id, file_key, file_id, uploaded_at)
+                     VALUES ($1, $2, $3, ",
+                    now_s!(),
+                    ")
+                     ON CONFLICT (bot_id, file_key)
+                     DO UPDATE SET file_id = EXCLUDED.file_id, uploaded_at = EXCLUDED.uploaded_at"
+                ),
+                &[&key.bot_id, &key.key, &file_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn forget_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM uploaded_files WHERE bot_id = $1 AND file_key = $2 AND file_id = $3",
+                &[&key.bot_id, &key.key, &file_id],
+            )? > 0)
         })
     }
 

@@ -21,8 +21,8 @@ mod file;
 use super::migrations;
 use super::{
     Announcement, AnnouncementId, AnnouncementState, BeginSend, ChatKind, Confirmed, Created,
-    Delivery, DeliveryId, DeliveryInfo, DeliveryState, Language, NewAnnouncement, NewSubscriber,
-    Origin, Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber,
+    Delivery, DeliveryId, DeliveryInfo, DeliveryState, FileKey, Language, NewAnnouncement,
+    NewSubscriber, Origin, Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber,
     SubscriberCounts, SubscriberStatus,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -928,6 +928,39 @@ impl Store for SqliteStore {
             )?;
             block_chat_in(c, chat_id, reason)?;
             Ok(())
+        })
+    }
+
+    fn uploaded_file(&self, key: &FileKey) -> StoreResult<Option<String>> {
+        Ok(self
+            .checked()?
+            .row(
+                "SELECT file_id FROM uploaded_files WHERE bot_id = ?1 AND file_key = ?2",
+                params![key.bot_id, key.key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn remember_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<()> {
+        self.write(|c| {
+            c.exec(
+                "INSERT INTO uploaded_files (bot_id, file_key, file_id, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (bot_id, file_key)
+                 DO UPDATE SET file_id = excluded.file_id, uploaded_at = excluded.uploaded_at",
+                params![key.bot_id, key.key, file_id, now_secs()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn forget_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<bool> {
+        self.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM uploaded_files WHERE bot_id = ?1 AND file_key = ?2 AND file_id = ?3",
+                params![key.bot_id, key.key, file_id],
+            )? > 0)
         })
     }
 }
