@@ -132,15 +132,41 @@ BEGIN
 END $$;
 "#;
 
+/// v2: webhook mode (as the SQLite store's v4). Update ids handled or
+/// being handled (with the owner's lease), so each is handled once by all
+/// instances; conversation contexts shared by every instance.
+const V2_WEBHOOK: &str = r#"
+CREATE TABLE handled_updates (
+    update_id      BIGINT PRIMARY KEY,
+    owner          TEXT   NOT NULL,
+    lease_until_ms BIGINT NOT NULL,
+    done_at_ms     BIGINT
+);
+CREATE INDEX handled_updates_done ON handled_updates (done_at_ms) WHERE done_at_ms IS NOT NULL;
+CREATE TABLE conversations (
+    key           TEXT   PRIMARY KEY,
+    context       TEXT   NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX conversations_by_expiry ON conversations (expires_at_ms);
+"#;
+
 /// Every step, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "subscribers, announcements, outbox, shared send budget",
-    sql: V1_SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "subscribers, announcements, outbox, shared send budget",
+        sql: V1_SCHEMA,
+    },
+    Migration {
+        version: 2,
+        name: "handled updates and shared conversations",
+        sql: V2_WEBHOOK,
+    },
+];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i32 = 1;
+pub const LATEST_VERSION: i32 = 2;
 
 /// Advisory lock key of migrations ("reportbot migrate").
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274_6d67;
