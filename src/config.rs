@@ -476,12 +476,6 @@ impl Settings {
                     format!("expected https://PUBLIC-HOST/PATH; got {url:?}"),
                 ));
             }
-            if h.listen.is_none() {
-                return Err(invalid(
-                    "http.listen / REPORTBOT_LISTEN",
-                    "webhook mode needs the address to serve it on (HOST:PORT)",
-                ));
-            }
             if h.webhook_secret.is_none() {
                 return Err(invalid(
                     "http.webhook_secret / REPORTBOT_WEBHOOK_SECRET",
@@ -518,6 +512,18 @@ impl Settings {
             return Err(invalid(
                 "http.update_lease_secs",
                 "must be more than telegram.send_timeout_secs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Running the bot in webhook mode needs an address to serve it on
+    /// (`reportbot webhook set` does not).
+    pub fn require_listen_for_webhook(&self) -> Result<(), ConfigError> {
+        if self.http.webhook_url.is_some() && self.http.listen.is_none() {
+            return Err(invalid(
+                "http.listen / REPORTBOT_LISTEN",
+                "webhook mode needs the address to serve it on (HOST:PORT)",
             ));
         }
         Ok(())
@@ -637,6 +643,7 @@ mod tests {
         ];
         for (pairs, setting) in cases {
             let err = Settings::load_with(None, &env_of(pairs))
+                .and_then(|s| s.require_listen_for_webhook())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(setting), "{err}");

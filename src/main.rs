@@ -138,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Run) | None => {
             reportbot::telemetry::init(settings.log.format);
             // Check everything before touching the network: token, data, database.
+            settings.require_listen_for_webhook()?;
             let bot = reportbot::telegram::make_bot(&settings)?;
             let engine = Arc::new(load()?);
             let database = settings.database()?;
