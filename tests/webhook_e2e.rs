@@ -501,10 +501,20 @@ async fn kill_9_of_one_instance_under_load_loses_nothing() {
     );
     let got = replies(&fleet.api, &people);
     let extra: usize = got.values().map(|n| n.saturating_sub(3)).sum();
+    // Only an update the killed instance was handling can be answered
+    // twice (its reply sent, its handling not yet recorded): at least once
+    // is the price of never losing one.
+    let cut_off = fleet
+        .lb
+        .routed()
+        .iter()
+        .filter(|(b, status)| *b == 1 && *status == 0)
+        .count();
     println!(
-        "kill -9 after {killed_at} of 180 replies: all answered; {extra} answered twice \
-         (killed after sending, before recording)"
+        "kill -9 after {killed_at} of 180 replies: all answered; {cut_off} requests cut off \
+         by the kill, {extra} of them answered twice"
     );
-    assert!(extra <= 3, "{got:?}");
+    assert!(cut_off > 0, "the kill hit no request in flight");
+    assert!(extra <= cut_off, "{extra} > {cut_off}: {got:?}");
     drop(db);
 }

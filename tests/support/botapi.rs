@@ -3178,7 +3178,8 @@ impl LoadBalancer {
             .unwrap_or_else(|e| e.into_inner()) = backends;
     }
 
-    /// (backend index, status) of every request, in order.
+    /// (backend index, status) of every request, in order; status 0: the
+    /// backend took the request and never answered.
     pub fn routed(&self) -> Vec<(usize, u16)> {
         self.state
             .routed
@@ -3231,7 +3232,14 @@ async fn lb_entry(
                     .into_response();
             }
             Err(e) if e.is_connect() => continue,
-            Err(_) => break,
+            Err(_) => {
+                // Sent, and no answer: the backend died with it.
+                lb.routed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((index, 0));
+                break;
+            }
         }
     }
     StatusCode::BAD_GATEWAY.into_response()
