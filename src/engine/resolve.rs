@@ -226,12 +226,27 @@ impl Engine {
         let filter = Self::filter_of(p);
         let op = op_of(p);
         // "哪家保险公司获奖最多", "哪个队成绩最好".
-        if op == Op::Rank && p.mentions.is_empty() && p.unknown_name.is_none() {
-            return self.query(
-                Query::new(Op::Rank, About::Prizes, report).with_filter(filter),
-                p,
-                now,
-            );
+        let stranger = p
+            .unknown_name
+            .as_ref()
+            .is_some_and(|n| self.is_asked_name(p, n));
+        if op == Op::Rank && p.mentions.is_empty() && !stranger {
+            let mut q = Query::new(Op::Rank, About::Prizes, report).with_filter(filter);
+            q.by_level = p.cue(Cue::RankLevel) && !p.cue(Cue::RankCount);
+            q.least = p.cue(Cue::RankLeast);
+            q.position = p.position.unwrap_or(1);
+            // Institutions, unless the best of people or teams is asked for.
+            let institutions = p.units.contains(&Counted::Institutions)
+                || p.cue(Cue::ListInstitutions)
+                || !q.by_level;
+            q.counted = if institutions {
+                Counted::Institutions
+            } else if p.kinds.contains(&crate::knowledge::Kind::Individual) {
+                Counted::People
+            } else {
+                Counted::Teams
+            };
+            return self.query(q, p, now);
         }
         if p.cue(Cue::Subscribe) {
             return Decision::plain(Reply::Subscribe, Intent::Subscribe);
