@@ -61,7 +61,10 @@ fn listen_addr(log: &Path) -> Option<SocketAddr> {
 }
 
 async fn ready(addr: SocketAddr) -> bool {
-    let c = reqwest::Client::builder().no_proxy().build().expect("client");
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     matches!(c.get(format!("http://{addr}/readyz")).send().await, Ok(r) if r.status().is_success())
 }
 
@@ -116,9 +119,16 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
             .output()
             .await
             .expect("webhook set");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
-        assert!(api.wait_for_poller(Duration::from_secs(30)).await, "nobody polls");
+        assert!(
+            api.wait_for_poller(Duration::from_secs(30)).await,
+            "nobody polls"
+        );
     }
     // Warm up (first answers build caches; the elected poller settles).
     let warm = UserSpec::new(1, "warm").lang("zh-hans");
@@ -126,7 +136,12 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
     api.wait_for_messages(1, 1, Duration::from_secs(20)).await;
     let pids: Vec<u32> = children.iter().filter_map(Child::id).collect();
     let cpu_before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
-    let questions = ["个人一等奖是谁", "李彬得了什么奖", "团体二等奖有哪些", "大赛什么时候举行"];
+    let questions = [
+        "个人一等奖是谁",
+        "李彬得了什么奖",
+        "团体二等奖有哪些",
+        "大赛什么时候举行",
+    ];
     let mut asked = Vec::with_capacity(QUESTIONS as usize);
     let started = Instant::now();
     for i in 0..QUESTIONS {
@@ -134,7 +149,11 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
         tokio::time::sleep_until(at.into()).await;
         let id = 1_000_000 + i;
         let u = UserSpec::new(id, "用户").lang("zh-hans");
-        api.send_text(&u.private_chat(), &u, questions[i as usize % questions.len()]);
+        api.send_text(
+            &u.private_chat(),
+            &u,
+            questions[i as usize % questions.len()],
+        );
         asked.push((id as i64, Instant::now()));
     }
     let all = api
@@ -142,10 +161,21 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
         .await;
     assert!(all, "only {} of {QUESTIONS} answered", api.total_sent() - 1);
     let cpu_after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
-    let peak = pids.iter().map(|p| proc_field(*p, "VmHWM:")).max().unwrap_or(0);
+    let peak = pids
+        .iter()
+        .map(|p| proc_field(*p, "VmHWM:"))
+        .max()
+        .unwrap_or(0);
     let mut lat: Vec<Duration> = asked
         .iter()
-        .filter_map(|(chat, t)| Some(api.sent_messages(*chat).first()?.at.saturating_duration_since(*t)))
+        .filter_map(|(chat, t)| {
+            Some(
+                api.sent_messages(*chat)
+                    .first()?
+                    .at
+                    .saturating_duration_since(*t),
+            )
+        })
         .collect();
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
@@ -168,7 +198,9 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
         let _ = tokio::time::timeout(Duration::from_secs(20), c.wait()).await;
     }
     api.shutdown().await;
-    std::thread::spawn(move || drop(db)).join().expect("drop db");
+    std::thread::spawn(move || drop(db))
+        .join()
+        .expect("drop db");
 }
 
 fn main() {

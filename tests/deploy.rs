@@ -71,7 +71,9 @@ fn the_unit_file_parses_and_runs_the_bot() {
         .unwrap_or_else(|e| panic!("ExecStart is not a reportbot command line: {e}"));
     assert!(matches!(cli.command, Some(Command::Run) | None));
     assert!(
-        service.iter().any(|(k, v)| k == "KillSignal" && v == "SIGTERM"),
+        service
+            .iter()
+            .any(|(k, v)| k == "KillSignal" && v == "SIGTERM"),
         "the bot stops gracefully on SIGTERM"
     );
 }
@@ -94,7 +96,10 @@ fn every_variable_of_the_unit_and_its_env_file_is_read_and_valid() {
         env.insert(name.to_string(), value.to_string());
     }
     for name in env.keys() {
-        assert!(known.contains(name), "{name} is not read by reportbot: {known:?}");
+        assert!(
+            known.contains(name),
+            "{name} is not read by reportbot: {known:?}"
+        );
     }
     for needed in [
         "TELOXIDE_TOKEN",

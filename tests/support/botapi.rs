@@ -2958,55 +2958,6 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn entities_detection() {
-        let e = detect_entities("/start");
-        assert_eq!(e, vec![json!({"type":"bot_command","offset":0,"length":6})]);
-        let e = detect_entities("/report@reportbot_test_bot 报告 @alice_x hi");
-        assert_eq!(e[0], json!({"type":"bot_command","offset":0,"length":26}));
-        assert_eq!(e[1], json!({"type":"mention","offset":30,"length":8}));
-        // UTF-16: the emoji takes two units.
-        let e = detect_entities("😀 @someone");
-        assert_eq!(e, vec![json!({"type":"mention","offset":3,"length":8})]);
-        assert!(detect_entities("a/b mail@example.com").is_empty());
-        assert!(detect_entities("@abc").is_empty());
-    }
-
-    #[test]
-    fn multipart_parsing() {
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n-100\r\n--XX\r\nContent-Disposition: form-data; name=\"reply_markup\"\r\n\r\n{\"inline_keyboard\":[]}\r\n--XX\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n[1,2]\r\n--XX\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n";
-        let parts: HashMap<_, _> = parse_multipart(body, "XX").into_iter().collect();
-        assert_eq!(parts["chat_id"], json!(-100));
-        assert_eq!(parts["reply_markup"], json!({"inline_keyboard": []}));
-        assert_eq!(parts["text"], json!("[1,2]"));
-        assert_eq!(parts["doc"], json!({"filename": "a.txt", "size": 5}));
-    }
-
-    #[test]
-    fn text_preparation() {
-        assert!(prepare_text("  \n ", None, false).is_err());
-        let (t, e) = prepare_text("  <b>x</b> ", Some("HTML"), false).unwrap();
-        assert_eq!(t, "x");
-        assert_eq!(e, Some(json!([{"type":"bold","offset":0,"length":1}])));
-        assert!(prepare_text(&"a".repeat(4096), None, false).is_ok());
-        let err = prepare_text(&"a".repeat(4097), None, false).unwrap_err();
-        assert_eq!(err.description, "Bad Request: message is too long");
-        // 2048 emoji = 4096 UTF-16 units: fine; one more is too long.
-        assert!(prepare_text(&"😀".repeat(2048), None, false).is_ok());
-        assert!(prepare_text(&"😀".repeat(2049), None, false).is_err());
-    }
-
-    #[test]
-    fn method_names() {
-        assert_eq!(canonical_method("SendMessage"), "sendMessage");
-        assert_eq!(canonical_method("getUpdates"), "getUpdates");
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Webhook delivery
 // ---------------------------------------------------------------------------
@@ -3243,4 +3194,53 @@ async fn lb_entry(
         }
     }
     StatusCode::BAD_GATEWAY.into_response()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn entities_detection() {
+        let e = detect_entities("/start");
+        assert_eq!(e, vec![json!({"type":"bot_command","offset":0,"length":6})]);
+        let e = detect_entities("/report@reportbot_test_bot 报告 @alice_x hi");
+        assert_eq!(e[0], json!({"type":"bot_command","offset":0,"length":26}));
+        assert_eq!(e[1], json!({"type":"mention","offset":30,"length":8}));
+        // UTF-16: the emoji takes two units.
+        let e = detect_entities("😀 @someone");
+        assert_eq!(e, vec![json!({"type":"mention","offset":3,"length":8})]);
+        assert!(detect_entities("a/b mail@example.com").is_empty());
+        assert!(detect_entities("@abc").is_empty());
+    }
+
+    #[test]
+    fn multipart_parsing() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n-100\r\n--XX\r\nContent-Disposition: form-data; name=\"reply_markup\"\r\n\r\n{\"inline_keyboard\":[]}\r\n--XX\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n[1,2]\r\n--XX\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n";
+        let parts: HashMap<_, _> = parse_multipart(body, "XX").into_iter().collect();
+        assert_eq!(parts["chat_id"], json!(-100));
+        assert_eq!(parts["reply_markup"], json!({"inline_keyboard": []}));
+        assert_eq!(parts["text"], json!("[1,2]"));
+        assert_eq!(parts["doc"], json!({"filename": "a.txt", "size": 5}));
+    }
+
+    #[test]
+    fn text_preparation() {
+        assert!(prepare_text("  \n ", None, false).is_err());
+        let (t, e) = prepare_text("  <b>x</b> ", Some("HTML"), false).unwrap();
+        assert_eq!(t, "x");
+        assert_eq!(e, Some(json!([{"type":"bold","offset":0,"length":1}])));
+        assert!(prepare_text(&"a".repeat(4096), None, false).is_ok());
+        let err = prepare_text(&"a".repeat(4097), None, false).unwrap_err();
+        assert_eq!(err.description, "Bad Request: message is too long");
+        // 2048 emoji = 4096 UTF-16 units: fine; one more is too long.
+        assert!(prepare_text(&"😀".repeat(2048), None, false).is_ok());
+        assert!(prepare_text(&"😀".repeat(2049), None, false).is_err());
+    }
+
+    #[test]
+    fn method_names() {
+        assert_eq!(canonical_method("SendMessage"), "sendMessage");
+        assert_eq!(canonical_method("getUpdates"), "getUpdates");
+    }
 }
