@@ -614,7 +614,10 @@ mod tests {
         let cases: [(&'static [(&'static str, &'static str)], &str); 5] = [
             (&[("REPORTBOT_LISTEN", "localhost")], "REPORTBOT_LISTEN"),
             (
-                &[("REPORTBOT_WEBHOOK_URL", "https://bot.example/h")],
+                &[
+                    ("REPORTBOT_WEBHOOK_URL", "https://bot.example/h"),
+                    ("REPORTBOT_WEBHOOK_SECRET", "x"),
+                ],
                 "REPORTBOT_LISTEN",
             ),
             (
