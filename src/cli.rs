@@ -63,6 +63,12 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["topic", "out"])]
         list: bool,
     },
+    /// Register, remove or show the webhook (webhook mode behind a load
+    /// balancer; see README, "Deploying"). Run once, not by each instance.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     /// Turn a published report (text, Markdown, CSV/TSV or a saved HTML page) into checked data files.
     Import {
         /// The report as published: a text file, a saved news page (.html), or a table (.csv, .tsv).
@@ -106,6 +112,25 @@ pub enum Command {
         #[arg(long, conflicts_with = "dry_run")]
         publish: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// setWebhook: REPORTBOT_WEBHOOK_URL and REPORTBOT_WEBHOOK_SECRET, with
+    /// http.allowed_updates and http.max_connections of the settings.
+    Set {
+        /// Also drop the updates Telegram holds now.
+        #[arg(long)]
+        drop_pending_updates: bool,
+    },
+    /// deleteWebhook (back to long polling).
+    Delete {
+        /// Also drop the updates Telegram holds now.
+        #[arg(long)]
+        drop_pending_updates: bool,
+    },
+    /// getWebhookInfo: the URL, pending updates, the last error.
+    Info,
 }
 
 /// `reportbot import`: read, check, write, optionally announce.

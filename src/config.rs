@@ -2,7 +2,9 @@
 //!
 //! Order of precedence: built-in defaults < `--config FILE` / `REPORTBOT_CONFIG`
 //! < environment (`TELOXIDE_TOKEN`, `TELOXIDE_API_URL`, `REPORTBOT_DB`,
-//! `REPORTBOT_ADMINS`, `REPORTBOT_LOG_FORMAT`). Every error names the setting.
+//! `REPORTBOT_ADMINS`, `REPORTBOT_LOG_FORMAT`, `REPORTBOT_LISTEN`,
+//! `REPORTBOT_WEBHOOK_URL`, `REPORTBOT_WEBHOOK_SECRET`). Every error names
+//! the setting.
 
 use crate::broadcast::BroadcastSettings;
 use crate::store::Database;
@@ -55,6 +57,23 @@ impl std::fmt::Debug for Token {
         } else {
             "Token(<redacted>)"
         })
+    }
+}
+
+/// The webhook's secret token. Its `Debug` never shows it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -174,6 +193,82 @@ impl Default for DataSettings {
     }
 }
 
+/// The HTTP server (health, metrics) and webhook mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `HOST:PORT` of the HTTP server (`/healthz`, `/readyz`, `/metrics`,
+    /// and the webhook). None: no server. Env: `REPORTBOT_LISTEN`. Port 0
+    /// takes a free port (the log names it).
+    pub listen: Option<String>,
+    /// The public URL Telegram posts updates to (`https://HOST/PATH`):
+    /// set, the bot serves `POST PATH` instead of polling. Env:
+    /// `REPORTBOT_WEBHOOK_URL`.
+    pub webhook_url: Option<String>,
+    /// Telegram sends it in `X-Telegram-Bot-Api-Secret-Token`; 1–256 of
+    /// `A-Z a-z 0-9 _ -`. Env: `REPORTBOT_WEBHOOK_SECRET`.
+    pub webhook_secret: Option<Secret>,
+    /// Connections Telegram opens at once (`reportbot webhook set`), 1–100.
+    pub max_connections: u8,
+    /// Kinds of update Telegram sends (`reportbot webhook set`), as the
+    /// Bot API names them.
+    pub allowed_updates: Vec<String>,
+    /// Largest webhook body accepted; a bigger one is answered 400.
+    pub max_body_bytes: usize,
+    /// An instance that took an update and died holds it this long; then
+    /// another instance handles Telegram's redelivery. Longer than the
+    /// slowest reply (its retries and waits included).
+    pub update_lease_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: None,
+            webhook_url: None,
+            webhook_secret: None,
+            max_connections: 40,
+            allowed_updates: [
+                "message",
+                "callback_query",
+                "inline_query",
+                "my_chat_member",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_body_bytes: 1 << 20,
+            update_lease_secs: 30,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The webhook's path and secret when webhook mode is on.
+    pub fn webhook(&self) -> Option<(String, &Secret)> {
+        let url = self.webhook_url.as_deref()?;
+        let secret = self.webhook_secret.as_ref()?;
+        Some((webhook_path(url)?, secret))
+    }
+}
+
+/// The path of a webhook URL (`https://host/path` → `/path`).
+fn webhook_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    // A query string is not part of the route.
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    Some(path.to_string())
+}
+
+/// Telegram's rule for a webhook secret token.
+fn valid_secret(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -191,6 +286,7 @@ pub struct Settings {
     pub flood: FloodSettings,
     pub conversation: ConversationSettings,
     pub broadcast: BroadcastSettings,
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -229,6 +325,15 @@ impl Settings {
         }
         if let Some(list) = env("REPORTBOT_ADMINS") {
             s.telegram.admins = parse_admins(&list)?;
+        }
+        if let Some(listen) = env("REPORTBOT_LISTEN") {
+            s.http.listen = Some(listen);
+        }
+        if let Some(url) = env("REPORTBOT_WEBHOOK_URL") {
+            s.http.webhook_url = Some(url);
+        }
+        if let Some(secret) = env("REPORTBOT_WEBHOOK_SECRET") {
+            s.http.webhook_secret = Some(Secret(secret));
         }
         if let Some(f) = env("REPORTBOT_LOG_FORMAT") {
             s.log.format = match f.to_ascii_lowercase().as_str() {
@@ -333,6 +438,7 @@ impl Settings {
             return Err(invalid("conversation.max_contexts", "must be at least 1"));
         }
         self.database()?;
+        self.validate_http()?;
         self.broadcast
             .validate()
             .map_err(|e| invalid("broadcast", e.to_string()))?;
@@ -348,6 +454,76 @@ impl Settings {
             return Err(invalid(
                 "broadcast.rate_per_sec",
                 "Telegram allows at most 30 messages per second",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if let Some(listen) = &h.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "http.listen / REPORTBOT_LISTEN",
+                format!("expected HOST:PORT with an IP address, like 0.0.0.0:8080; got {listen:?}"),
+            ));
+        }
+        if let Some(url) = &h.webhook_url {
+            if webhook_path(url).is_none_or(|p| p.len() < 2) {
+                return Err(invalid(
+                    "http.webhook_url / REPORTBOT_WEBHOOK_URL",
+                    format!("expected https://PUBLIC-HOST/PATH; got {url:?}"),
+                ));
+            }
+            if h.webhook_secret.is_none() {
+                return Err(invalid(
+                    "http.webhook_secret / REPORTBOT_WEBHOOK_SECRET",
+                    "webhook mode needs a secret (1-256 of A-Z a-z 0-9 _ -)",
+                ));
+            }
+        }
+        if let Some(secret) = &h.webhook_secret
+            && !valid_secret(secret.expose())
+        {
+            return Err(invalid(
+                "http.webhook_secret / REPORTBOT_WEBHOOK_SECRET",
+                "1-256 characters, only A-Z a-z 0-9 _ - (Telegram's rule)",
+            ));
+        }
+        if let Some(bad) = h.allowed_updates.iter().find(|k| {
+            serde_json::from_value::<teloxide::types::AllowedUpdate>(serde_json::Value::from(
+                k.as_str(),
+            ))
+            .is_err()
+        }) {
+            return Err(invalid(
+                "http.allowed_updates",
+                format!("{bad:?} is not a kind of update of the Bot API"),
+            ));
+        }
+        if !(1..=100).contains(&h.max_connections) {
+            return Err(invalid("http.max_connections", "must be 1 to 100"));
+        }
+        if h.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if h.update_lease_secs <= self.telegram.send_timeout_secs {
+            return Err(invalid(
+                "http.update_lease_secs",
+                "must be more than telegram.send_timeout_secs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Running the bot in webhook mode needs an address to serve it on
+    /// (`reportbot webhook set` does not).
+    pub fn require_listen_for_webhook(&self) -> Result<(), ConfigError> {
+        if self.http.webhook_url.is_some() && self.http.listen.is_none() {
+            return Err(invalid(
+                "http.listen / REPORTBOT_LISTEN",
+                "webhook mode needs the address to serve it on (HOST:PORT)",
             ));
         }
         Ok(())
@@ -409,6 +585,73 @@ mod tests {
         let text = include_str!("../config.example.toml");
         let s = Settings::from_toml(Path::new("config.example.toml"), text).unwrap();
         assert_eq!(s.flood.max_messages, 20);
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn webhook_settings() {
+        let ok = env_of(&[
+            ("REPORTBOT_LISTEN", "127.0.0.1:8080"),
+            ("REPORTBOT_WEBHOOK_URL", "https://bot.example/tg/hook?x=1"),
+            ("REPORTBOT_WEBHOOK_SECRET", "s3cr-et_X"),
+        ]);
+        let s = Settings::load_with(None, &ok).unwrap();
+        let (path, secret) = s.http.webhook().unwrap();
+        assert_eq!(path, "/tg/hook");
+        assert_eq!(secret.expose(), "s3cr-et_X");
+        assert!(
+            !format!("{s:?}").contains("s3cr-et_X"),
+            "the secret is shown"
+        );
+        let cases: [(&'static [(&'static str, &'static str)], &str); 5] = [
+            (&[("REPORTBOT_LISTEN", "localhost")], "REPORTBOT_LISTEN"),
+            (
+                &[
+                    ("REPORTBOT_WEBHOOK_URL", "https://bot.example/h"),
+                    ("REPORTBOT_WEBHOOK_SECRET", "x"),
+                ],
+                "REPORTBOT_LISTEN",
+            ),
+            (
+                &[
+                    ("REPORTBOT_LISTEN", "127.0.0.1:1"),
+                    ("REPORTBOT_WEBHOOK_URL", "https://bot.example/h"),
+                ],
+                "REPORTBOT_WEBHOOK_SECRET",
+            ),
+            (
+                &[
+                    ("REPORTBOT_LISTEN", "127.0.0.1:1"),
+                    ("REPORTBOT_WEBHOOK_URL", "https://bot.example/h"),
+                    ("REPORTBOT_WEBHOOK_SECRET", "no spaces"),
+                ],
+                "REPORTBOT_WEBHOOK_SECRET",
+            ),
+            (
+                &[
+                    ("REPORTBOT_LISTEN", "127.0.0.1:1"),
+                    ("REPORTBOT_WEBHOOK_URL", "bot.example/h"),
+                    ("REPORTBOT_WEBHOOK_SECRET", "x"),
+                ],
+                "REPORTBOT_WEBHOOK_URL",
+            ),
+        ];
+        for (pairs, setting) in cases {
+            let err = Settings::load_with(None, &env_of(pairs))
+                .and_then(|s| s.require_listen_for_webhook())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(setting), "{err}");
+            assert!(!err.contains("no spaces"), "the secret is echoed: {err}");
+        }
     }
 
     #[test]

@@ -17,16 +17,20 @@
 //!   or PostgreSQL for several instances).
 //! - [`broadcast`]: the paced, crash-safe delivery worker.
 //! - [`config`] and [`telemetry`]: settings in one typed struct, logging set
-//!   up in one place.
+//!   up in one place; [`metrics`]: what is counted, in one place.
+//! - [`http`]: the HTTP server — `/healthz`, `/readyz`, `/metrics`, and in
+//!   webhook mode the endpoint Telegram posts updates to.
 
 pub mod broadcast;
 pub mod card;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod import;
 pub mod knowledge;
 pub mod markup;
+pub mod metrics;
 pub mod publish;
 pub mod render;
 pub mod store;

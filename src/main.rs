@@ -126,9 +126,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = store::open(&settings.database()?)?;
             cli::subscribers(store.as_ref())
         }
+        Some(Command::Webhook { action }) => {
+            use reportbot::cli::WebhookAction;
+            use reportbot::telegram::webhook_admin;
+            let bot = reportbot::telegram::make_bot(&settings)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = runtime.block_on(async {
+                match action {
+                    WebhookAction::Set {
+                        drop_pending_updates,
+                    } => webhook_admin::set(&bot, &settings, drop_pending_updates).await,
+                    WebhookAction::Delete {
+                        drop_pending_updates,
+                    } => webhook_admin::delete(&bot, drop_pending_updates).await,
+                    WebhookAction::Info => webhook_admin::info(&bot).await,
+                }
+            })?;
+            println!("{}", out.trim_end());
+            Ok(())
+        }
         Some(Command::Run) | None => {
             reportbot::telemetry::init(settings.log.format);
             // Check everything before touching the network: token, data, database.
+            settings.require_listen_for_webhook()?;
             let bot = reportbot::telegram::make_bot(&settings)?;
             let engine = Arc::new(load()?);
             let database = settings.database()?;

@@ -10,7 +10,7 @@ use reportbot::broadcast::{BroadcastEvent, BroadcastSettings, Broadcaster, Teleg
 use reportbot::store::{
     AnnouncementId, AnnouncementState, BeginSend, ChatKind, Database, DeliveryState, FileKey,
     Language, NewAnnouncement, NewSubscriber, Origin, PgStore, ProgressMessage, SqliteStore, Store,
-    StoreError, SubscriberCounts, SubscriberStatus,
+    StoreError, SubscriberCounts, SubscriberStatus, UpdateClaim,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Once};
@@ -518,6 +518,61 @@ on_both_stores! {
         let odd = card(-1, "it's; DROP TABLE uploaded_files; --");
         store.remember_upload(&odd, "x'y")?;
         assert_eq!(again.uploaded_file(&odd)?.as_deref(), Some("x'y"));
+        Ok(())
+    }
+
+    /// Webhook mode: an update id is taken by one instance at a time, and
+    /// once handled every later delivery is a duplicate; an owner that died
+    /// loses it when its lease ends.
+    fn each_update_is_handled_once(db: &Db) -> TestResult {
+        let a = db.open()?;
+        let b = db.open()?;
+        assert_eq!(a.claim_update(7, "a", MINUTE)?, UpdateClaim::New);
+        assert_eq!(b.claim_update(7, "b", MINUTE)?, UpdateClaim::Busy);
+        assert_eq!(a.claim_update(7, "a", MINUTE)?, UpdateClaim::Busy, "a redelivery to a");
+        a.finish_update(7)?;
+        assert_eq!(b.claim_update(7, "b", MINUTE)?, UpdateClaim::Done);
+        assert_eq!(a.claim_update(7, "a", MINUTE)?, UpdateClaim::Done);
+        // Died while handling: taken over after the lease.
+        assert_eq!(a.claim_update(8, "a", Duration::from_millis(200))?, UpdateClaim::New);
+        assert_eq!(b.claim_update(8, "b", MINUTE)?, UpdateClaim::Busy);
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(b.claim_update(8, "b", MINUTE)?, UpdateClaim::New);
+        // Given back: handled at once by the next delivery.
+        assert_eq!(a.claim_update(9, "a", MINUTE)?, UpdateClaim::New);
+        b.release_update(9, "b")?;
+        assert_eq!(b.claim_update(9, "b", MINUTE)?, UpdateClaim::Busy, "only its owner gives it back");
+        a.release_update(9, "a")?;
+        assert_eq!(b.claim_update(9, "b", MINUTE)?, UpdateClaim::New);
+        // Swept long after: handled ids older than the window are forgotten.
+        std::thread::sleep(Duration::from_millis(20));
+        a.sweep(10, Duration::from_millis(1))?;
+        assert_eq!(a.claim_update(7, "a", MINUTE)?, UpdateClaim::New);
+        Ok(())
+    }
+
+    /// Contexts are shared, expire, and stay within their bound.
+    fn conversation_contexts_are_shared_bounded_and_expire(db: &Db) -> TestResult {
+        let a = db.open()?;
+        let b = db.open()?;
+        assert_eq!(a.load_context("1:0")?, None);
+        a.save_context("1:0", Some("{\"x\":1}"), MINUTE)?;
+        assert_eq!(b.load_context("1:0")?.as_deref(), Some("{\"x\":1}"));
+        b.save_context("1:0", Some("{\"x\":2}"), MINUTE)?;
+        assert_eq!(a.load_context("1:0")?.as_deref(), Some("{\"x\":2}"));
+        a.save_context("1:0", None, MINUTE)?;
+        assert_eq!(b.load_context("1:0")?, None);
+        a.save_context("2:0", Some("old"), Duration::from_millis(100))?;
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(b.load_context("2:0")?, None, "expired");
+        for i in 0..5 {
+            a.save_context(&format!("{i}:9"), Some("c"), MINUTE + Duration::from_secs(i))?;
+        }
+        let removed = a.sweep(3, MINUTE)?;
+        assert!(removed >= 3, "the expired one and the two oldest: {removed}");
+        assert_eq!(a.load_context("0:9")?, None);
+        assert_eq!(a.load_context("1:9")?, None);
+        assert!(a.load_context("4:9")?.is_some());
         Ok(())
     }
 }

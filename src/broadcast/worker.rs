@@ -416,6 +416,12 @@ impl Broadcaster {
         T: Send + 'static,
         F: Fn(&dyn Store) -> StoreResult<T> + Send + Sync + 'static,
     {
+        let m = crate::metrics::metrics();
+        match what {
+            "sent" => m.broadcast_sent.inc(),
+            "failed" => m.broadcast_failed.inc(),
+            _ => 0,
+        };
         let f = Arc::new(f);
         let started = Instant::now();
         let mut attempt = 0u32;

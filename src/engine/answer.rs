@@ -27,7 +27,9 @@ impl Lang {
 }
 
 /// Which prizes a question asks about; `None` means "any".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct PrizeFilter {
     pub group: Option<Group>,
     pub kind: Option<Kind>,
@@ -216,7 +218,7 @@ pub enum CompareOutcome {
 }
 
 /// What a count counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Counted {
     /// Rows of the award list (each prize awarded).
     Awards,
@@ -247,7 +249,7 @@ pub enum Notice {
 }
 
 /// What kind of question it was (for logs, tests and `ask --jsonl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Intent {
     Start,
     Help,

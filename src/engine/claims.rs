@@ -14,7 +14,7 @@ use super::index::EntityId;
 use crate::knowledge::{Lexicon, UnitClass};
 
 /// A date, as precise as it was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DateValue {
     pub year: Option<u16>,
     pub month: Option<u8>,
@@ -22,7 +22,7 @@ pub struct DateValue {
 }
 
 /// A number with its unit ("4人", "12万元" = 120000 元, "100余个").
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quantity {
     pub value: f64,
     /// What the unit after the number measures (none: a bare number).
@@ -58,7 +58,7 @@ impl Units {
 }
 
 /// What a yes/no question claims.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Claimed {
     /// The entity won a prize of this selection ("是一等奖吗", "是保险组的吗").
     Prize(PrizeFilter),

@@ -104,9 +104,24 @@ pub struct Engine {
     /// People and teams prepared for similarity lookup.
     similar: similar::Names,
     limits: ContextLimits,
+    fingerprint: std::sync::OnceLock<u64>,
 }
 
 impl Engine {
+    /// Names the data this engine answers from (a hash of its knowledge):
+    /// a saved context is only read by an engine with the same data, since
+    /// it holds indexes into it. Computed once, when first asked.
+    pub fn data_fingerprint(&self) -> u64 {
+        *self.fingerprint.get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            // SipHash with fixed keys: the same on every instance of a build.
+            #[allow(deprecated)]
+            let mut h = std::hash::SipHasher::new();
+            format!("{:?}", self.knowledge).hash(&mut h);
+            h.finish()
+        })
+    }
+
     pub fn new(knowledge: Arc<Knowledge>) -> Self {
         let index = Index::build(&knowledge);
         let lx = &knowledge.lexicon;
@@ -246,6 +261,7 @@ impl Engine {
             topics,
             fact_people,
             limits: ContextLimits::default(),
+            fingerprint: std::sync::OnceLock::new(),
         }
     }
 

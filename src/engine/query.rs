@@ -10,7 +10,7 @@ use super::claims::Claimed;
 use super::index::EntityId;
 
 /// What the question does with its subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// Tell it: who won, what someone won, a fact, a story, tips.
     Lookup,
@@ -27,7 +27,7 @@ pub enum Op {
 }
 
 /// What the question is about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum About {
     /// People, teams or institutions of the award list.
     Entities(Vec<EntityId>),
@@ -46,7 +46,7 @@ pub enum About {
 }
 
 /// A resolved question.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Query {
     pub op: Op,
     pub about: About,

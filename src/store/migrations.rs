@@ -99,6 +99,25 @@ CREATE TABLE uploaded_files (
 ) STRICT;
 ";
 
+/// v5: webhook mode. Update ids handled (or being handled, with the
+/// owner's lease), so that each is handled once over every delivery; and
+/// conversation contexts, so a follow-up keeps its context on any instance.
+const V5_WEBHOOK: &str = "
+CREATE TABLE handled_updates (
+    update_id      INTEGER PRIMARY KEY,
+    owner          TEXT    NOT NULL,
+    lease_until_ms INTEGER NOT NULL,
+    done_at_ms     INTEGER
+) STRICT;
+CREATE INDEX handled_updates_done ON handled_updates (done_at_ms) WHERE done_at_ms IS NOT NULL;
+CREATE TABLE conversations (
+    key           TEXT    PRIMARY KEY,
+    context       TEXT    NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX conversations_by_expiry ON conversations (expires_at_ms);
+";
+
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -121,10 +140,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "uploaded files",
         sql: V4_UPLOADED_FILES,
     },
+    Migration {
+        version: 5,
+        name: "handled updates and shared conversations",
+        sql: V5_WEBHOOK,
+    },
 ];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 /// Read `PRAGMA user_version`.
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {

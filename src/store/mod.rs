@@ -444,6 +444,18 @@ pub enum BeginSend {
     Paused(Duration),
 }
 
+/// The answer of [`Store::claim_update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateClaim {
+    /// Nobody handled it: this instance handles it now (until its lease ends).
+    New,
+    /// Handled already: a duplicate delivery.
+    Done,
+    /// Another instance (or another request of this one) is handling it
+    /// and its lease has not run out.
+    Busy,
+}
+
 /// A send budget shared by every process that uses the same database: one
 /// "next slot" and one pause for all of them, by the database's clock.
 ///
@@ -603,6 +615,34 @@ pub trait Store: Send + Sync {
     /// Forget a `file_id` Telegram refused, so the next send uploads again.
     /// Only that `file_id`: a newer one another instance stored stays.
     fn forget_upload(&self, key: &FileKey, file_id: &str) -> StoreResult<bool>;
+    // ----- webhook mode: updates and conversations ------------------------
+
+    /// Take update `update_id` for handling by `owner` for `lease` (see
+    /// [`UpdateClaim`]). An update whose owner died (lease over) is taken
+    /// again. Each update id is handled once by all instances together.
+    fn claim_update(
+        &self,
+        update_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<UpdateClaim>;
+
+    /// The update is handled: later deliveries of it are duplicates.
+    fn finish_update(&self, update_id: i64) -> StoreResult<()>;
+
+    /// Handling failed before anything was done: give the update back, so
+    /// Telegram's redelivery is handled at once (by any instance).
+    fn release_update(&self, update_id: i64, owner: &str) -> StoreResult<()>;
+
+    /// A conversation's context as saved (by any instance), unless expired.
+    fn load_context(&self, key: &str) -> StoreResult<Option<String>>;
+
+    /// Save a conversation's context for `ttl`; `None` forgets it.
+    fn save_context(&self, key: &str, context: Option<&str>, ttl: Duration) -> StoreResult<()>;
+
+    /// Forget expired contexts (and beyond `max_contexts`, the oldest) and
+    /// updates handled more than `keep_updates` ago. Returns rows removed.
+    fn sweep(&self, max_contexts: usize, keep_updates: Duration) -> StoreResult<u64>;
 
     // ----- several instances on one database -----------------------------
 

@@ -13,6 +13,13 @@ pub struct ConversationKey {
     pub user: u64,
 }
 
+impl ConversationKey {
+    /// Its name in the store (webhook mode: contexts shared by instances).
+    pub fn store_key(&self) -> String {
+        format!("{}:{}", self.chat, self.user)
+    }
+}
+
 #[derive(Debug)]
 pub struct Conversations {
     map: Mutex<HashMap<ConversationKey, Context>>,

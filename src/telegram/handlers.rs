@@ -19,7 +19,8 @@ use teloxide::types::{
 };
 use teloxide::utils::command::BotCommands;
 
-pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+pub type HandlerResult = Result<(), HandlerError>;
 
 /// Who sent a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,7 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
         latency_us = started.elapsed().as_micros() as u64,
         "handled message"
     );
+    crate::metrics::metrics().answered(intent, started.elapsed());
     Ok(())
 }
 
@@ -196,9 +198,9 @@ pub async fn on_message(bot: Bot, msg: Message, me: Me, app: Arc<App>) -> Handle
 async fn answer_text(bot: &Bot, app: &App, msg: &Message, a: &Addressed, me: &Me) -> &'static str {
     let engine = app.engine();
     let now = Instant::now();
-    let mut ctx = app.conversations.take(a.key);
+    let mut ctx = app.take_context(&engine, a.key).await;
     let answer = engine.answer(&mut ctx, &a.text, a.lang, now);
-    app.conversations.put(a.key, ctx, now);
+    app.keep_context(&engine, a.key, ctx, now).await;
     match answer.reply {
         Reply::Subscribe => return subscriptions::subscribe(bot, app, msg, a).await,
         Reply::Unsubscribe => return subscriptions::unsubscribe(bot, app, msg, a).await,
@@ -366,9 +368,9 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, me: Me, app: Arc<App>) -> H
                             chat: chat.0,
                             user: if chat.is_user() { 0 } else { q.from.id.0 },
                         };
-                        let mut ctx = app.conversations.take(key);
+                        let mut ctx = app.take_context(&engine, key).await;
                         let answer = engine.answer_entity(&mut ctx, id, lang, now);
-                        app.conversations.put(key, ctx, now);
+                        app.keep_context(&engine, key, ctx, now).await;
                         answer
                     }
                     // Inline mode: no conversation to continue.
@@ -414,6 +416,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, me: Me, app: Arc<App>) -> H
         latency_us = started.elapsed().as_micros() as u64,
         "handled button"
     );
+    crate::metrics::metrics().answered(intent, started.elapsed());
     Ok(())
 }
 
@@ -572,6 +575,7 @@ pub async fn on_inline(bot: Bot, q: InlineQuery, me: Me, app: Arc<App>) -> Handl
         latency_us = started.elapsed().as_micros() as u64,
         "handled inline query"
     );
+    crate::metrics::metrics().answered(intent, started.elapsed());
     Ok(())
 }
 

@@ -179,6 +179,39 @@ impl IntakeStats {
     }
 }
 
+/// Count a message against its sender's flood limit, on arrival. `None`:
+/// drop it (the sender is cooling down); `Some(true)`: this is the message
+/// that crossed the limit (its handler sends the notice).
+fn flood_check(app: &App, me: &Me, update: &Update) -> Option<bool> {
+    let UpdateKind::Message(msg) = &update.kind else {
+        return Some(false);
+    };
+    let Some(a) = addressed(msg, me) else {
+        return Some(false);
+    };
+    match app.flood.check(a.flood_key(), Instant::now()) {
+        Verdict::Allow => Some(false),
+        Verdict::Warn => {
+            tracing::info!(
+                chat = msg.chat.id.0,
+                sender = a.flood_key(),
+                "flood limit reached; one notice, then cooling down"
+            );
+            app.flood.owe_notice(msg.chat.id.0, msg.id.0);
+            Some(true)
+        }
+        Verdict::Drop => {
+            IntakeStats::bump(&app.intake_stats.flood_dropped);
+            None
+        }
+    }
+}
+
+/// Flood admission for a webhook delivery: false when it is dropped.
+pub(crate) fn admit_flood(app: &App, me: &Me, update: &Update) -> bool {
+    flood_check(app, me, update).is_some()
+}
+
 /// Hands updates to the dispatcher.
 #[derive(Clone)]
 pub struct Intake {
@@ -206,6 +239,7 @@ impl Intake {
     /// Take one update as read. False once the dispatcher is gone.
     pub async fn offer(&self, incoming: Incoming) -> bool {
         let stats = &self.app.intake_stats;
+        crate::metrics::metrics().update(incoming.kind_name());
         let update = match incoming {
             Incoming::Update { update, dropped } => {
                 if !dropped.is_empty() {
@@ -239,27 +273,9 @@ impl Intake {
             return true;
         }
         let key = queue_key(&update);
-        let mut owed_notice = false;
-        if let UpdateKind::Message(msg) = &update.kind
-            && let Some(a) = addressed(msg, &self.me)
-        {
-            match self.app.flood.check(a.flood_key(), Instant::now()) {
-                Verdict::Allow => {}
-                Verdict::Warn => {
-                    tracing::info!(
-                        chat = msg.chat.id.0,
-                        sender = a.flood_key(),
-                        "flood limit reached; one notice, then cooling down"
-                    );
-                    self.app.flood.owe_notice(msg.chat.id.0, msg.id.0);
-                    owed_notice = true;
-                }
-                Verdict::Drop => {
-                    IntakeStats::bump(&stats.flood_dropped);
-                    return true;
-                }
-            }
-        }
+        let Some(owed_notice) = flood_check(&self.app, &self.me, &update) else {
+            return true;
+        };
         let admission = &self.app.admission;
         if !admission.admit(key, owed_notice) {
             let n = IntakeStats::bump(&stats.backlog_dropped);

@@ -32,6 +32,8 @@ mod sharing;
 pub mod shutdown;
 mod subscriptions;
 pub mod updates;
+pub mod webhook;
+pub mod webhook_admin;
 
 pub use conversations::{ConversationKey, Conversations};
 pub use flood::{FloodGuard, Verdict};
@@ -53,6 +55,9 @@ use teloxide::prelude::*;
 
 /// Everything handlers share.
 pub struct App {
+    /// Conversation contexts live in the store (webhook mode: a follow-up
+    /// may reach another instance), not in `conversations`.
+    shared_contexts: bool,
     engine: RwLock<Arc<Engine>>,
     /// The engine's tips pictures, checked against the font (with it).
     cards: RwLock<Arc<Catalog>>,
@@ -78,6 +83,7 @@ impl App {
         let c = &settings.conversation;
         App {
             cards: RwLock::new(Arc::new(Catalog::check(engine.knowledge()))),
+            shared_contexts: settings.http.webhook().is_some(),
             engine: RwLock::new(engine),
             conversations: Conversations::new(c.max_contexts, Duration::from_secs(c.ttl_secs)),
             flood: FloodGuard::new(&settings.flood),
@@ -152,6 +158,58 @@ impl App {
         self.conversations.clear();
     }
 
+    /// The context to answer `key` with: from memory, or in webhook mode
+    /// from the store (whichever instance saved it). A store that cannot be
+    /// read gives a fresh context: the question is still answered.
+    pub async fn take_context(&self, engine: &Engine, key: ConversationKey) -> crate::Context {
+        if !self.shared_contexts {
+            return self.conversations.take(key);
+        }
+        let store = Arc::clone(&self.store);
+        let name = key.store_key();
+        let loaded = tokio::task::spawn_blocking(move || store.load_context(&name)).await;
+        match loaded {
+            Ok(Ok(Some(text))) => crate::Context::decode(
+                &text,
+                engine.data_fingerprint(),
+                std::time::Instant::now(),
+                std::time::SystemTime::now(),
+            ),
+            Ok(Ok(None)) => crate::Context::default(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the conversation context; answering without");
+                crate::Context::default()
+            }
+            Err(_) => crate::Context::default(),
+        }
+    }
+
+    /// Keep the context after answering (see [`App::take_context`]).
+    pub async fn keep_context(
+        &self,
+        engine: &Engine,
+        key: ConversationKey,
+        ctx: crate::Context,
+        now: std::time::Instant,
+    ) {
+        if !self.shared_contexts {
+            self.conversations.put(key, ctx, now);
+            return;
+        }
+        let Some(text) = ctx.encode(engine.data_fingerprint(), now, std::time::SystemTime::now())
+        else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let name = key.store_key();
+        let ttl = Duration::from_secs(self.settings.conversation.ttl_secs);
+        let saved =
+            tokio::task::spawn_blocking(move || store.save_context(&name, Some(&text), ttl)).await;
+        if let Ok(Err(e)) = saved {
+            tracing::warn!(error = %e, "cannot save the conversation context");
+        }
+    }
+
     pub fn is_admin(&self, user: UserId) -> bool {
         self.settings.telegram.admins.contains(&(user.0 as i64))
     }
@@ -178,6 +236,14 @@ pub fn make_bot(settings: &Settings) -> anyhow::Result<Bot> {
 pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
     // Before anything else: a signal from now on stops the bot gracefully.
     let mut signals = Signals::install();
+    // Then the HTTP server: /healthz answers (and /readyz says why not)
+    // while the Bot API is still being reached.
+    let http = match app.settings.http.listen.clone() {
+        Some(listen) => {
+            Some(crate::http::Server::start(&listen, Arc::clone(&app), bot.clone()).await?)
+        }
+        None => None,
+    };
     let me = loop {
         match bot.get_me().await {
             Ok(me) => break me,
@@ -194,6 +260,9 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         }
     };
     tracing::info!(username = me.username(), "connected to the Bot API");
+    if let Some(server) = &http {
+        server.connected(me.clone());
+    }
     register_menu(&bot, &app).await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -212,8 +281,76 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
         stopping.out.shutdown.begin(GRACE);
         let _ = signal_tx.send(true);
     });
-    // Several instances on one database: the elected one polls, the others
-    // deliver announcements and wait to take over.
+    if app.settings.http.webhook().is_some() {
+        // Webhook mode: Telegram posts updates to the HTTP server. Never
+        // getUpdates, never setWebhook / deleteWebhook (`reportbot webhook
+        // set` registers the URL once, for every instance), no election.
+        tracing::info!("webhook mode: updates arrive over HTTP; not polling");
+        background.push(tokio::spawn(webhook::sweep(
+            Arc::clone(&app),
+            stop_tx.subscribe(),
+        )));
+        let editor = tokio::spawn(progress_editor(Arc::clone(&app), format!("bot {}", me.id)));
+        let _ = signalled.wait_for(|s| *s).await;
+        editor.abort();
+    } else {
+        poll_while_elected(&app, &bot, &me, &mut signalled).await?;
+    }
+    if let Some(server) = http {
+        // Requests in progress finish (their replies within the grace period).
+        server.stop(GRACE + Duration::from_millis(1500)).await;
+    }
+    app.intake_stats.log_summary();
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    let dropped = app.out.shutdown.dropped();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "stopped; {dropped} replies were dropped by the stop"
+        );
+    } else {
+        tracing::info!(dropped, "stopped; no reply was dropped");
+    }
+    Ok(())
+}
+
+/// Webhook mode: no instance polls, but one (the only one, or the one
+/// elected among several) edits admins' progress messages.
+async fn progress_editor(app: Arc<App>, name: String) {
+    let store = Arc::clone(&app.store);
+    let election = tokio::task::spawn_blocking(move || store.poller_election(&name)).await;
+    let mut election = match election {
+        Ok(Ok(Some(e))) => e,
+        Ok(Ok(None)) => {
+            app.set_poller(true);
+            return;
+        }
+        _ => {
+            tracing::warn!("cannot join the election; progress messages are left to others");
+            app.set_poller(false);
+            return;
+        }
+    };
+    app.set_poller(false);
+    loop {
+        election.until_leader().await;
+        app.set_poller(true);
+        election.until_lost().await;
+        app.set_poller(false);
+    }
+}
+
+/// Polling: the only instance, or the elected one among several (the others
+/// deliver announcements and wait to take over), until a signal.
+async fn poll_while_elected(
+    app: &Arc<App>,
+    bot: &Bot,
+    me: &teloxide::types::Me,
+    signalled: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut election = {
         let store = Arc::clone(&app.store);
         let name = format!("bot {}", me.id);
@@ -235,28 +372,26 @@ pub async fn run(app: Arc<App>, bot: Bot) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
-        let stopped_by = poll(&app, &bot, &me, &mut signalled, lost).await;
+        let stopped_by = poll(app, bot, me, signalled, lost).await;
         app.set_poller(false);
         if stopped_by == PollingStop::Signal {
             break;
         }
         tracing::warn!("no longer the elected poller: polling stopped until elected again");
     }
-    app.intake_stats.log_summary();
-    let _ = stop_tx.send(true);
-    for task in background {
-        let _ = task.await;
-    }
-    let dropped = app.out.shutdown.dropped();
-    if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            "stopped; {dropped} replies were dropped by the stop"
-        );
-    } else {
-        tracing::info!(dropped, "stopped; no reply was dropped");
-    }
     Ok(())
+}
+
+/// What the bot does with each kind of update: the same table for polling
+/// and webhook deliveries. Every update passes the first step when a handler
+/// takes it up; its admission place is freed when the handler is done.
+pub(crate) fn handler_tree() -> teloxide::dispatching::UpdateHandler<handlers::HandlerError> {
+    dptree::entry()
+        .map(|update: Update, app: Arc<App>| Arc::new(app.admission.handling(&update)))
+        .branch(Update::filter_message().endpoint(handlers::on_message))
+        .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
+        .branch(Update::filter_inline_query().endpoint(handlers::on_inline))
+        .branch(Update::filter_my_chat_member().endpoint(subscriptions::on_member_update))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -275,14 +410,7 @@ async fn poll(
     signalled: &mut tokio::sync::watch::Receiver<bool>,
     lost: impl std::future::Future<Output = ()>,
 ) -> PollingStop {
-    // Every update passes here when its chat's handler takes it up; its
-    // place is freed when the handler is done (the value is dropped).
-    let handler = dptree::entry()
-        .map(|update: Update, app: Arc<App>| Arc::new(app.admission.handling(&update)))
-        .branch(Update::filter_message().endpoint(handlers::on_message))
-        .branch(Update::filter_callback_query().endpoint(handlers::on_callback))
-        .branch(Update::filter_inline_query().endpoint(handlers::on_inline))
-        .branch(Update::filter_my_chat_member().endpoint(subscriptions::on_member_update));
+    let handler = handler_tree();
 
     let mut dispatcher = Dispatcher::builder(bot.clone(), handler)
         .dependencies(dptree::deps![Arc::clone(app), me.clone()])

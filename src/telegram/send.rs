@@ -167,6 +167,21 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RequestError>>,
 {
+    let m = crate::metrics::metrics();
+    let result = retrying(out, what, &mut request).await;
+    match &result {
+        Ok(_) => m.replies_sent.inc(),
+        Err(_) => m.replies_failed.inc(),
+    };
+    result
+}
+
+async fn retrying<T, F, Fut>(out: &Outbox, what: &str, request: &mut F) -> Result<T, SendFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RequestError>>,
+{
+    let m = crate::metrics::metrics();
     let policy = out.retry;
     let mut attempt = 0u32;
     let mut backoff = policy.backoff;
@@ -175,6 +190,8 @@ where
         let err = match outcome {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(RequestError::RetryAfter(secs))) => {
+                m.too_many_requests.inc();
+                m.replies_retried.inc();
                 let wait = secs.duration().min(policy.max_retry_after);
                 tracing::warn!(
                     what,
@@ -202,6 +219,7 @@ where
             )));
         }
         tracing::warn!(what, attempt, error = %err, "transient Telegram error; retrying");
+        m.replies_retried.inc();
         if out.shutdown.sleep(backoff).await.is_err() {
             return Err(SendFailure::Stopping);
         }

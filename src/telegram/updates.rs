@@ -43,6 +43,34 @@ impl Incoming {
     }
 }
 
+/// The kind of an update as Telegram names it (for metrics).
+pub fn kind_name(update: &Update) -> &'static str {
+    match &update.kind {
+        UpdateKind::Message(_) => "message",
+        UpdateKind::EditedMessage(_) => "edited_message",
+        UpdateKind::ChannelPost(_) => "channel_post",
+        UpdateKind::EditedChannelPost(_) => "edited_channel_post",
+        UpdateKind::InlineQuery(_) => "inline_query",
+        UpdateKind::ChosenInlineResult(_) => "chosen_inline_result",
+        UpdateKind::CallbackQuery(_) => "callback_query",
+        UpdateKind::MyChatMember(_) => "my_chat_member",
+        UpdateKind::ChatMember(_) => "chat_member",
+        UpdateKind::Error(_) => "unreadable",
+        _ => "other",
+    }
+}
+
+impl Incoming {
+    /// Its kind for metrics: Telegram's name, `unknown` or `unreadable`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Incoming::Update { update, .. } => kind_name(update),
+            Incoming::Unknown { .. } => "unknown",
+            Incoming::Bad { .. } => "unreadable",
+        }
+    }
+}
+
 /// Update kinds of the Bot API this version reads (teloxide-core 0.13).
 const KNOWN_KINDS: &[&str] = &[
     "message",

@@ -105,6 +105,9 @@ pub struct Options {
     pub bot_id: u64,
     pub bot_username: String,
     pub bot_first_name: String,
+    /// With a webhook set, post every update twice (the second after the
+    /// first was answered 2xx), as Telegram may after a timeout.
+    pub webhook_twice: bool,
 }
 
 impl Default for Options {
@@ -117,6 +120,7 @@ impl Default for Options {
             bot_id: BOT_ID,
             bot_username: BOT_USERNAME.to_string(),
             bot_first_name: "Report Bot".to_string(),
+            webhook_twice: false,
         }
     }
 }
@@ -463,6 +467,7 @@ pub struct FakeBotApi {
     addr: SocketAddr,
     shutdown_tx: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    deliverer: Option<JoinHandle<()>>,
 }
 
 impl FakeBotApi {
@@ -489,11 +494,13 @@ impl FakeBotApi {
                 })
                 .await;
         });
+        let deliverer = tokio::spawn(deliver_webhooks(handle.clone()));
         FakeBotApi {
             handle,
             addr,
             shutdown_tx: Some(tx),
             task: Some(task),
+            deliverer: Some(deliverer),
         }
     }
 
@@ -515,6 +522,9 @@ impl FakeBotApi {
     /// listener closes.
     pub async fn shutdown(mut self) {
         self.handle.begin_shutdown();
+        if let Some(d) = self.deliverer.take() {
+            d.abort();
+        }
         if let Some(tx) = self.shutdown_tx.take() {
             let _ = tx.send(());
         }
@@ -537,6 +547,9 @@ impl Deref for FakeBotApi {
 
 impl Drop for FakeBotApi {
     fn drop(&mut self) {
+        if let Some(d) = self.deliverer.take() {
+            d.abort();
+        }
         if let Some(task) = self.task.take() {
             self.handle.begin_shutdown();
             if let Some(tx) = self.shutdown_tx.take() {
@@ -626,6 +639,36 @@ struct St {
     /// The newest long poll (with `single_consumer`); older ones end in 409.
     poll_generation: u64,
     conflicts: u64,
+    /// The webhook set by setWebhook: while set, updates are posted to it
+    /// (one chat's in order, each until answered 2xx) and getUpdates is a 409.
+    webhook: Option<WebhookConfig>,
+    /// Each update's delivery lane (its chat, else its sender; 0: none).
+    lanes: HashMap<i64, i64>,
+    /// Lanes with a delivery in flight.
+    lanes_busy: HashSet<i64>,
+    /// Every webhook POST: update id, HTTP status (0: no answer), when.
+    webhook_posts: Vec<WebhookPost>,
+    webhook_last_error: Option<(i64, String)>,
+    /// When each update was queued (for update-to-reply times).
+    queued_at: HashMap<i64, Instant>,
+}
+
+/// What setWebhook registered.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: Option<String>,
+    pub max_connections: usize,
+    pub allowed_updates: Option<Value>,
+}
+
+/// One webhook POST.
+#[derive(Clone, Debug)]
+pub struct WebhookPost {
+    pub update_id: i64,
+    /// 0 when the connection failed.
+    pub status: u16,
+    pub at: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1395,6 +1438,21 @@ impl BotApiHandle {
 
     /// Long polls ended with 409 Conflict because another one began
     /// (`Options::single_consumer`): two bot instances polling at once.
+    /// The webhook set now, if any.
+    pub fn webhook(&self) -> Option<WebhookConfig> {
+        self.lock().webhook.clone()
+    }
+
+    /// Every webhook POST so far.
+    pub fn webhook_posts(&self) -> Vec<WebhookPost> {
+        self.lock().webhook_posts.clone()
+    }
+
+    /// When update `id` was queued.
+    pub fn queued_at(&self, id: i64) -> Option<Instant> {
+        self.lock().queued_at.get(&id).copied()
+    }
+
     pub fn conflicts(&self) -> u64 {
         self.lock().conflicts
     }
@@ -1474,6 +1532,14 @@ impl BotApiHandle {
 
         let result = match early {
             Some(e) => Err(e),
+            None if key == "getupdates" && self.lock().webhook.is_some() => Err(ApiErr {
+                status: 409,
+                description: "Conflict: can't use getUpdates method while webhook is active; \
+                              use deleteWebhook to delete the webhook first"
+                    .into(),
+                retry_after: None,
+                kind: ErrKind::Injected,
+            }),
             None if key == "getupdates" => {
                 let raw = self.get_updates(&params).await;
                 let mut st = self.lock();
@@ -1770,6 +1836,17 @@ impl St {
     fn push_update_text(&mut self, kind: &str, payload: &str) -> i64 {
         let id = self.next_update_id;
         self.next_update_id += 1;
+        let lane = serde_json::from_str::<Value>(payload)
+            .ok()
+            .and_then(|p| {
+                p.pointer("/chat/id")
+                    .or_else(|| p.pointer("/message/chat/id"))
+                    .or_else(|| p.pointer("/from/id"))
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(0);
+        self.lanes.insert(id, lane);
+        self.queued_at.insert(id, Instant::now());
         let kind = Value::from(kind).to_string();
         self.updates
             .push_back((id, format!(r#"{{"update_id":{id},{kind}:{payload}}}"#)));
@@ -1920,12 +1997,61 @@ impl St {
     fn dispatch(&mut self, opts: &Options, key: &str, method: &str, p: &Value) -> ApiResult {
         match key {
             "getme" => Ok(self.me_json(opts)),
-            "deletewebhook" | "close" | "logout" | "setwebhook" => Ok(json!(true)),
-            "getwebhookinfo" => Ok(json!({
-                "url": "",
-                "has_custom_certificate": false,
-                "pending_update_count": self.updates.len(),
-            })),
+            "close" | "logout" => Ok(json!(true)),
+            "setwebhook" => {
+                let url = p.get("url").and_then(Value::as_str).unwrap_or("");
+                if url.is_empty() {
+                    self.webhook = None;
+                    return Ok(json!(true));
+                }
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(bad(
+                        "bad webhook: An HTTPS URL must be provided for webhook",
+                    ));
+                }
+                if p.get("drop_pending_updates").and_then(Value::as_bool) == Some(true) {
+                    self.updates.clear();
+                }
+                self.webhook = Some(WebhookConfig {
+                    url: url.to_string(),
+                    secret: p
+                        .get("secret_token")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    max_connections: p
+                        .get("max_connections")
+                        .and_then(value_i64)
+                        .unwrap_or(40)
+                        .clamp(1, 100) as usize,
+                    allowed_updates: p.get("allowed_updates").cloned(),
+                });
+                Ok(json!(true))
+            }
+            "deletewebhook" => {
+                self.webhook = None;
+                if p.get("drop_pending_updates").and_then(Value::as_bool) == Some(true) {
+                    self.updates.clear();
+                }
+                Ok(json!(true))
+            }
+            "getwebhookinfo" => {
+                let mut info = json!({
+                    "url": self.webhook.as_ref().map_or("", |w| w.url.as_str()),
+                    "has_custom_certificate": false,
+                    "pending_update_count": self.updates.len(),
+                });
+                if let Some(w) = &self.webhook {
+                    info["max_connections"] = json!(w.max_connections);
+                    if let Some(a) = &w.allowed_updates {
+                        info["allowed_updates"] = a.clone();
+                    }
+                }
+                if let Some((date, message)) = &self.webhook_last_error {
+                    info["last_error_date"] = json!(date);
+                    info["last_error_message"] = json!(message);
+                }
+                Ok(info)
+            }
             "setmycommands" => self.set_my_commands(p),
             "deletemycommands" => {
                 let k = commands_key(p);
@@ -3029,6 +3155,244 @@ fn hex(c: u8) -> Option<u8> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Webhook delivery
+// ---------------------------------------------------------------------------
+
+/// While a webhook is set, post queued updates to it like Telegram: one
+/// chat's updates one after another (the next only after the previous was
+/// answered 2xx), up to `max_connections` at once, each again after a
+/// non-2xx answer or a failed connection (with a growing pause).
+async fn deliver_webhooks(h: BotApiHandle) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("webhook client");
+    let mut rx = h.inner.updates_tx.subscribe();
+    loop {
+        let starts: Vec<(i64, i64, String, WebhookConfig)> = {
+            let mut st = h.lock();
+            match st.webhook.clone() {
+                None => Vec::new(),
+                Some(w) => {
+                    let mut seen: HashSet<i64> = HashSet::new();
+                    let mut out = Vec::new();
+                    let mut busy = st.lanes_busy.len();
+                    for (id, text) in &st.updates {
+                        let lane = st.lanes.get(id).copied().unwrap_or(0);
+                        // Only the first update of a lane may go.
+                        if !seen.insert(lane) || st.lanes_busy.contains(&lane) {
+                            continue;
+                        }
+                        if busy >= w.max_connections {
+                            break;
+                        }
+                        busy += 1;
+                        out.push((*id, lane, text.clone(), w.clone()));
+                    }
+                    for (_, lane, _, _) in &out {
+                        st.lanes_busy.insert(*lane);
+                    }
+                    out
+                }
+            }
+        };
+        for (id, lane, text, w) in starts {
+            let h = h.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let times = if h.inner.opts.webhook_twice { 2 } else { 1 };
+                let mut delivered = 0;
+                let mut failures = 0u32;
+                while delivered < times {
+                    let mut req = client
+                        .post(&w.url)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(text.clone());
+                    if let Some(secret) = &w.secret {
+                        req = req.header("X-Telegram-Bot-Api-Secret-Token", secret);
+                    }
+                    let status = match req.send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    {
+                        let mut st = h.lock();
+                        st.webhook_posts.push(WebhookPost {
+                            update_id: id,
+                            status,
+                            at: Instant::now(),
+                        });
+                        if !(200..300).contains(&status) {
+                            let now = SystemTime::now()
+                                .duration_since(UNIX_EPOCH)
+                                .map(|d| d.as_secs() as i64)
+                                .unwrap_or(0);
+                            let message = if status == 0 {
+                                "Connection refused".to_string()
+                            } else {
+                                format!("Wrong response from the webhook: {status}")
+                            };
+                            st.webhook_last_error = Some((now, message));
+                        }
+                    }
+                    h.bump_events();
+                    if (200..300).contains(&status) {
+                        delivered += 1;
+                        continue;
+                    }
+                    failures += 1;
+                    if h.inner.shutting_down.load(Ordering::SeqCst) || h.lock().webhook.is_none() {
+                        break;
+                    }
+                    let pause = Duration::from_millis(100 << failures.min(4));
+                    tokio::time::sleep(pause).await;
+                }
+                let mut st = h.lock();
+                if delivered == times {
+                    st.updates.retain(|(u, _)| *u != id);
+                }
+                st.lanes_busy.remove(&lane);
+                drop(st);
+                h.bump_updates();
+                h.bump_events();
+            });
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return; },
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        if h.inner.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// A load balancer in front of several webhook instances: each request to
+/// the next backend in turn; a backend that refuses the connection is
+/// skipped (the request never reached it), any other failure is a 502 (as
+/// nginx does for a POST).
+pub struct LoadBalancer {
+    addr: SocketAddr,
+    state: Arc<LbState>,
+    task: JoinHandle<()>,
+}
+
+struct LbState {
+    backends: Mutex<Vec<SocketAddr>>,
+    next: std::sync::atomic::AtomicUsize,
+    client: reqwest::Client,
+    /// Which backend answered each request (by index), with its status.
+    routed: Mutex<Vec<(usize, u16)>>,
+}
+
+impl LoadBalancer {
+    pub async fn start(backends: Vec<SocketAddr>) -> LoadBalancer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr");
+        let state = Arc::new(LbState {
+            backends: Mutex::new(backends),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("lb client"),
+            routed: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .fallback(lb_entry)
+            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(Arc::clone(&state));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        LoadBalancer { addr, state, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The backends, in turn order.
+    pub fn set_backends(&self, backends: Vec<SocketAddr>) {
+        *self
+            .state
+            .backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = backends;
+    }
+
+    /// (backend index, status) of every request, in order; status 0: the
+    /// backend took the request and never answered.
+    pub fn routed(&self) -> Vec<(usize, u16)> {
+        self.state
+            .routed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn lb_entry(
+    State(lb): State<Arc<LbState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let backends = lb
+        .backends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let n = backends.len().max(1);
+    let first = lb.next.fetch_add(1, Ordering::SeqCst);
+    for i in 0..backends.len() {
+        let index = (first + i) % n;
+        let url = format!("http://{}{}", backends[index], uri);
+        let mut req = lb.client.post(url).body(body.clone());
+        for (k, v) in &headers {
+            if k != header::HOST && k != header::CONTENT_LENGTH {
+                req = req.header(k, v);
+            }
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await.unwrap_or_default();
+                lb.routed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((index, status));
+                return (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    bytes,
+                )
+                    .into_response();
+            }
+            Err(e) if e.is_connect() => continue,
+            Err(_) => {
+                // Sent, and no answer: the backend died with it.
+                lb.routed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((index, 0));
+                break;
+            }
+        }
+    }
+    StatusCode::BAD_GATEWAY.into_response()
 }
 
 #[cfg(test)]

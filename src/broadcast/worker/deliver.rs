@@ -34,6 +34,7 @@ impl Broadcaster {
                     return Outcome::Recorded;
                 }
                 Err(SendError::RetryAfter(wait)) => {
+                    crate::metrics::metrics().too_many_requests.inc();
                     tracing::warn!(
                         chat,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),

@@ -145,6 +145,25 @@ CREATE TABLE uploaded_files (
 );
 "#;
 
+/// v3: webhook mode (as the SQLite store's v5). Update ids handled or
+/// being handled (with the owner's lease), so each is handled once by all
+/// instances; conversation contexts shared by every instance.
+const V3_WEBHOOK: &str = r#"
+CREATE TABLE handled_updates (
+    update_id      BIGINT PRIMARY KEY,
+    owner          TEXT   NOT NULL,
+    lease_until_ms BIGINT NOT NULL,
+    done_at_ms     BIGINT
+);
+CREATE INDEX handled_updates_done ON handled_updates (done_at_ms) WHERE done_at_ms IS NOT NULL;
+CREATE TABLE conversations (
+    key           TEXT   PRIMARY KEY,
+    context       TEXT   NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX conversations_by_expiry ON conversations (expires_at_ms);
+"#;
+
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -157,10 +176,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "uploaded files",
         sql: V2_UPLOADED_FILES,
     },
+    Migration {
+        version: 3,
+        name: "handled updates and shared conversations",
+        sql: V3_WEBHOOK,
+    },
 ];
 
 /// The schema version this program writes.
-pub const LATEST_VERSION: i32 = 2;
+pub const LATEST_VERSION: i32 = 3;
 
 /// Advisory lock key of migrations ("reportbot migrate").
 const MIGRATION_LOCK: i64 = 0x7265_706f_7274_6d67;

@@ -23,7 +23,7 @@ use super::{
     Announcement, AnnouncementId, AnnouncementState, BeginSend, Confirmed, Created, Delivery,
     DeliveryId, DeliveryInfo, DeliveryState, FileKey, NewAnnouncement, NewSubscriber, Origin,
     Progress, ProgressMessage, SharedBudget, Store, StoreError, StoreResult, Subscriber,
-    SubscriberCounts, SubscriberStatus,
+    SubscriberCounts, SubscriberStatus, UpdateClaim,
 };
 use pool::{Conn, Pool};
 use postgres::Row;
@@ -32,6 +32,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Seconds since the epoch by the server's clock (the transaction's start).
+/// The database's clock in Unix milliseconds (one clock for every instance).
+macro_rules! now_ms {
+    () => {
+        "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    };
+}
+
 macro_rules! now_s {
     () => {
         "floor(extract(epoch FROM now()))::bigint"
@@ -723,6 +730,134 @@ impl Store for PgStore {
             } else {
                 BeginSend::Send
             })
+        })
+    }
+
+    fn claim_update(
+        &self,
+        update_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<UpdateClaim> {
+        let lease_ms = millis(lease);
+        self.with(|c| {
+            // One statement: two instances claiming at once cannot both win.
+            let taken = c.query_opt(
+                concat!(
+                    "INSERT INTO handled_updates (update_id, owner, lease_until_ms) VALUES ($1, $2, ",
+                    now_ms!(),
+                    " + $3) ON CONFLICT (update_id) DO UPDATE SET owner = EXCLUDED.owner, ",
+                    "lease_until_ms = EXCLUDED.lease_until_ms ",
+                    "WHERE handled_updates.done_at_ms IS NULL AND handled_updates.lease_until_ms < ",
+                    now_ms!(),
+                    " RETURNING update_id"
+                ),
+                &[&update_id, &owner, &lease_ms],
+            )?;
+            if taken.is_some() {
+                return Ok(UpdateClaim::New);
+            }
+            let done: Option<i64> = c
+                .query_opt(
+                    "SELECT done_at_ms FROM handled_updates WHERE update_id = $1",
+                    &[&update_id],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .flatten();
+            Ok(if done.is_some() {
+                UpdateClaim::Done
+            } else {
+                UpdateClaim::Busy
+            })
+        })
+    }
+
+    fn finish_update(&self, update_id: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                concat!(
+                    "UPDATE handled_updates SET done_at_ms = ",
+                    now_ms!(),
+                    " WHERE update_id = $1"
+                ),
+                &[&update_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn release_update(&self, update_id: i64, owner: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM handled_updates
+                 WHERE update_id = $1 AND owner = $2 AND done_at_ms IS NULL",
+                &[&update_id, &owner],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn load_context(&self, key: &str) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            c.query_opt(
+                concat!(
+                    "SELECT context FROM conversations WHERE key = $1 AND expires_at_ms > ",
+                    now_ms!()
+                ),
+                &[&key],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(Into::into)
+        })
+    }
+
+    fn save_context(&self, key: &str, context: Option<&str>, ttl: Duration) -> StoreResult<()> {
+        let ttl_ms = millis(ttl);
+        self.with(|c| {
+            match context {
+                Some(text) => c.execute(
+                    concat!(
+                        "INSERT INTO conversations (key, context, expires_at_ms) VALUES ($1, $2, ",
+                        now_ms!(),
+                        " + $3) ON CONFLICT (key) DO UPDATE SET context = EXCLUDED.context, ",
+                        "expires_at_ms = EXCLUDED.expires_at_ms"
+                    ),
+                    &[&key, &text, &ttl_ms],
+                )?,
+                None => c.execute("DELETE FROM conversations WHERE key = $1", &[&key])?,
+            };
+            Ok(())
+        })
+    }
+
+    fn sweep(&self, max_contexts: usize, keep_updates: Duration) -> StoreResult<u64> {
+        let max = i64::try_from(max_contexts).unwrap_or(i64::MAX);
+        let keep_ms = millis(keep_updates);
+        self.tx(|c| {
+            let mut n = c.execute(
+                concat!(
+                    "DELETE FROM conversations WHERE expires_at_ms <= ",
+                    now_ms!()
+                ),
+                &[],
+            )?;
+            // Beyond the bound: the ones that expire first go first.
+            n += c.execute(
+                "DELETE FROM conversations WHERE key IN (
+                     SELECT key FROM conversations ORDER BY expires_at_ms DESC OFFSET $1)",
+                &[&max],
+            )?;
+            n += c.execute(
+                concat!(
+                    "DELETE FROM handled_updates WHERE done_at_ms < ",
+                    now_ms!(),
+                    " - $1"
+                ),
+                &[&keep_ms],
+            )?;
+            Ok(n)
         })
     }
 

@@ -23,7 +23,7 @@ use super::{
     Announcement, AnnouncementId, AnnouncementState, BeginSend, ChatKind, Confirmed, Created,
     Delivery, DeliveryId, DeliveryInfo, DeliveryState, FileKey, Language, NewAnnouncement,
     NewSubscriber, Origin, Progress, ProgressMessage, Store, StoreError, StoreResult, Subscriber,
-    SubscriberCounts, SubscriberStatus,
+    SubscriberCounts, SubscriberStatus, UpdateClaim,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql, TransactionBehavior, params};
@@ -852,6 +852,100 @@ impl Store for SqliteStore {
             BeginSend::Send
         } else {
             BeginSend::Skip
+        })
+    }
+
+    fn claim_update(
+        &self,
+        update_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<UpdateClaim> {
+        let now = now_millis();
+        self.write(|c| {
+            // New, or its owner's lease ran out before it was done.
+            let taken = c.exec(
+                "INSERT INTO handled_updates (update_id, owner, lease_until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (update_id) DO UPDATE SET owner = excluded.owner,
+                     lease_until_ms = excluded.lease_until_ms
+                 WHERE done_at_ms IS NULL AND lease_until_ms < ?4",
+                params![update_id, owner, now.saturating_add(millis(lease)), now],
+            )?;
+            if taken > 0 {
+                return Ok(UpdateClaim::New);
+            }
+            let done: Option<i64> = c.row(
+                "SELECT done_at_ms FROM handled_updates WHERE update_id = ?1",
+                [update_id],
+                |r| r.get(0),
+            )?;
+            Ok(if done.is_some() {
+                UpdateClaim::Done
+            } else {
+                UpdateClaim::Busy
+            })
+        })
+    }
+
+    fn finish_update(&self, update_id: i64) -> StoreResult<()> {
+        self.checked()?.exec(
+            "UPDATE handled_updates SET done_at_ms = ?2 WHERE update_id = ?1",
+            [update_id, now_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn release_update(&self, update_id: i64, owner: &str) -> StoreResult<()> {
+        self.checked()?.exec(
+            "DELETE FROM handled_updates
+             WHERE update_id = ?1 AND owner = ?2 AND done_at_ms IS NULL",
+            params![update_id, owner],
+        )?;
+        Ok(())
+    }
+
+    fn load_context(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .checked()?
+            .row(
+                "SELECT context FROM conversations WHERE key = ?1 AND expires_at_ms > ?2",
+                params![key, now_millis()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn save_context(&self, key: &str, context: Option<&str>, ttl: Duration) -> StoreResult<()> {
+        let c = self.checked()?;
+        match context {
+            Some(text) => c.exec(
+                "INSERT INTO conversations (key, context, expires_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET context = excluded.context,
+                     expires_at_ms = excluded.expires_at_ms",
+                params![key, text, now_millis().saturating_add(millis(ttl))],
+            )?,
+            None => c.exec("DELETE FROM conversations WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    fn sweep(&self, max_contexts: usize, keep_updates: Duration) -> StoreResult<u64> {
+        let now = now_millis();
+        let max = i64::try_from(max_contexts).unwrap_or(i64::MAX);
+        self.write(|c| {
+            let mut n = c.exec("DELETE FROM conversations WHERE expires_at_ms <= ?1", [now])?;
+            // Beyond the bound: the ones that expire first go first.
+            n += c.exec(
+                "DELETE FROM conversations WHERE key IN (
+                     SELECT key FROM conversations ORDER BY expires_at_ms DESC
+                     LIMIT -1 OFFSET ?1)",
+                [max],
+            )?;
+            n += c.exec(
+                "DELETE FROM handled_updates WHERE done_at_ms < ?1",
+                [now.saturating_sub(millis(keep_updates))],
+            )?;
+            Ok(n as u64)
         })
     }
 
