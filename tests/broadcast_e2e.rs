@@ -808,6 +808,57 @@ async fn pacing_stays_within_telegram_limits() {
     assert_no_rejections(&app);
 }
 
+/// Replies and announcements count against one limit: Telegram allows about
+/// 30 messages a second per bot, whatever they are. A broadcast at 25/s
+/// while 45 people ask at once must not push the bot past it.
+#[tokio::test]
+async fn replies_during_a_broadcast_stay_within_the_global_rate() {
+    let app = start_bot(
+        vec![],
+        Options {
+            global_per_sec: Some(30),
+            per_chat_per_sec: Some(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = &app.api;
+    let subs = chat_range(1_100_001, 100);
+    prefill(&app, &subs);
+    let text = "限速公告二";
+    let id = cli_announce(&app, text).await;
+    // Wait until the broadcast runs at full rate, then the crowd asks.
+    let started = Instant::now();
+    while api
+        .all_sent_messages()
+        .iter()
+        .filter(|m| m.text == text)
+        .count()
+        < 10
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "no broadcast");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let askers: Vec<UserSpec> = (0..45)
+        .map(|i| UserSpec::new(1_200_001 + i, "测试用户").lang("zh-hans"))
+        .collect();
+    for u in &askers {
+        api.send_text(&u.private_chat(), u, QUESTION);
+    }
+    assert!(wait_all_have(api, &subs, text, Duration::from_secs(20)).await);
+    assert!(wait_state(&app, id, AnnouncementState::Done).await);
+    for u in &askers {
+        let r = reply_after(&app, u.id as i64, 0).await;
+        assert!(r.visible_text().contains("李彬"), "{}", r.visible_text());
+    }
+    assert_eq!(
+        api.violations(),
+        0,
+        "replies and the broadcast together exceeded 30 messages a second"
+    );
+    assert_no_rejections(&app);
+}
+
 // ----- 9. kill -9 in the middle -------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

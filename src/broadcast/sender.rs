@@ -3,6 +3,7 @@
 //! the one classifier of Telegram errors, [`crate::telegram::errors`].
 
 use crate::telegram::errors::{SendError, classify};
+use crate::telegram::pacing::OverallRate;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub trait AnnouncementSender: Send + Sync {
 pub struct TelegramSender {
     bot: Bot,
     timeout: Duration,
+    /// The bot's overall rate, shared with its replies (Telegram counts
+    /// every message of a bot against one limit).
+    overall: Option<OverallRate>,
 }
 
 impl TelegramSender {
@@ -34,6 +38,15 @@ impl TelegramSender {
         TelegramSender {
             bot,
             timeout: Duration::from_secs(10),
+            overall: None,
+        }
+    }
+
+    /// Count every announcement against the rate the replies use too.
+    pub fn sharing_rate(self, overall: OverallRate) -> TelegramSender {
+        TelegramSender {
+            overall: Some(overall),
+            ..self
         }
     }
 
@@ -45,6 +58,11 @@ impl TelegramSender {
 impl AnnouncementSender for TelegramSender {
     fn send<'a>(&'a self, chat_id: i64, text_html: &'a str) -> SendFuture<'a> {
         Box::pin(async move {
+            // Held over the send: the window counts from when it is done.
+            let _slot = match &self.overall {
+                Some(rate) => Some(rate.slot().await),
+                None => None,
+            };
             let request = self
                 .bot
                 .send_message(ChatId(chat_id), text_html)

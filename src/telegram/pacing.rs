@@ -7,6 +7,10 @@
 //! back, so spacing completions by the interval keeps arrivals at least that
 //! far apart whatever the network does. The overall limit is a fair (FIFO)
 //! semaphore whose permits come back one second after each send.
+//!
+//! Telegram's overall limit is per bot, not per kind of message: the
+//! announcement sender takes its slots from the same [`OverallRate`]
+//! ([`Pacer::overall`]), so replies and a broadcast together stay within it.
 
 use super::shutdown::{Shutdown, Stopping};
 use std::collections::HashMap;
@@ -27,9 +31,59 @@ struct ChatSlot {
 #[derive(Debug)]
 pub struct Pacer {
     per_chat: Duration,
-    window: Duration,
-    global: Arc<Semaphore>,
+    overall: OverallRate,
     chats: Mutex<HashMap<i64, ChatSlot>>,
+}
+
+/// At most so many messages in any window, for every sender that holds a
+/// clone (replies and announcements of one process).
+#[derive(Debug, Clone)]
+pub struct OverallRate {
+    window: Duration,
+    permits: Arc<Semaphore>,
+}
+
+/// One message's place in the window; it counts from when this is dropped
+/// (after the send) until a window later.
+#[derive(Debug)]
+pub struct OverallSlot {
+    window: Duration,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl OverallRate {
+    fn new(per_window: u32, window: Duration) -> Self {
+        OverallRate {
+            window,
+            permits: Arc::new(Semaphore::new(per_window.max(1) as usize)),
+        }
+    }
+
+    /// Wait (in arrival order) for a place in the window.
+    pub async fn slot(&self) -> OverallSlot {
+        OverallSlot {
+            window: self.window,
+            // The semaphore is never closed, so this is always a permit.
+            permit: Arc::clone(&self.permits).acquire_owned().await.ok(),
+        }
+    }
+}
+
+impl Drop for OverallSlot {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            let window = self.window;
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        tokio::time::sleep(window).await;
+                        drop(p);
+                    });
+                }
+                Err(_) => drop(p),
+            }
+        }
+    }
 }
 
 /// The right to send one message now. Dropping it (after the send) starts
@@ -38,7 +92,7 @@ pub struct Pacer {
 pub struct Permit<'a> {
     pacer: &'a Pacer,
     chat: i64,
-    global: Option<OwnedSemaphorePermit>,
+    global: Option<OverallSlot>,
 }
 
 impl Pacer {
@@ -50,10 +104,14 @@ impl Pacer {
     fn with_window(per_chat: Duration, per_window: u32, window: Duration) -> Self {
         Pacer {
             per_chat,
-            window,
-            global: Arc::new(Semaphore::new(per_window.max(1) as usize)),
+            overall: OverallRate::new(per_window, window),
             chats: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The overall limit, for other senders of this bot to share.
+    pub fn overall(&self) -> OverallRate {
+        self.overall.clone()
     }
 
     /// Wait for this chat's turn and a free place in the overall second.
@@ -84,10 +142,10 @@ impl Pacer {
             global: None,
         };
         let global = tokio::select! {
-            p = Arc::clone(&self.global).acquire_owned() => p.ok(),
+            slot = self.overall.slot() => slot,
             _ = shutdown.deadline_passed() => return Err(Stopping),
         };
-        permit.global = global;
+        permit.global = Some(global);
         Ok(permit)
     }
 }
@@ -101,18 +159,8 @@ impl Drop for Permit<'_> {
             slot.busy = false;
             slot.free_at = Some(now + self.pacer.per_chat);
         }
-        if let Some(p) = self.global.take() {
-            let window = self.pacer.window;
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(async move {
-                        tokio::time::sleep(window).await;
-                        drop(p);
-                    });
-                }
-                Err(_) => drop(p),
-            }
-        }
+        // The overall slot starts its window as it drops, after this.
+        self.global.take();
     }
 }
 

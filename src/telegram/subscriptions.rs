@@ -604,7 +604,8 @@ pub fn spawn_background(
     let mut tasks = Vec::new();
     let sender = Arc::new(
         crate::broadcast::TelegramSender::new(bot.clone())
-            .with_timeout(app.out.retry.attempt_timeout),
+            .with_timeout(app.out.retry.attempt_timeout)
+            .sharing_rate(app.out.pacer.overall()),
     );
     // Settings were validated at start-up, so this cannot fail; log if it does.
     match crate::broadcast::Broadcaster::new(
