@@ -355,16 +355,20 @@ fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
     }
 }
 
-fn unit(counted: Counted, lang: Lang) -> &'static str {
-    match (counted, lang) {
-        (Counted::Awards, Lang::Zh) => "个奖项",
-        (Counted::Institutions, Lang::Zh) => "家单位",
-        (Counted::People, Lang::Zh) => "人",
-        (Counted::Teams, Lang::Zh) => "个团队",
-        (Counted::Awards, Lang::En) => "award(s)",
-        (Counted::Institutions, Lang::En) => "institution(s)",
-        (Counted::People, Lang::En) => "people",
-        (Counted::Teams, Lang::En) => "team(s)",
+fn unit(counted: Counted, n: usize, lang: Lang) -> &'static str {
+    match (counted, lang, n == 1) {
+        (Counted::Awards, Lang::Zh, _) => "个奖项",
+        (Counted::Institutions, Lang::Zh, _) => "家单位",
+        (Counted::People, Lang::Zh, _) => "人",
+        (Counted::Teams, Lang::Zh, _) => "个团队",
+        (Counted::Awards, Lang::En, true) => "award",
+        (Counted::Awards, Lang::En, false) => "awards",
+        (Counted::Institutions, Lang::En, true) => "institution",
+        (Counted::Institutions, Lang::En, false) => "institutions",
+        (Counted::People, Lang::En, true) => "person",
+        (Counted::People, Lang::En, false) => "people",
+        (Counted::Teams, Lang::En, true) => "team",
+        (Counted::Teams, Lang::En, false) => "teams",
     }
 }
 
@@ -630,8 +634,8 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
         }
         Reply::Count { n, counted, list } => {
             doc.bold(match lang {
-                Lang::Zh => format!("共 {n} {}。", unit(*counted, lang)),
-                Lang::En => format!("{n} {} in all.", unit(*counted, lang)),
+                Lang::Zh => format!("共 {n} {}。", unit(*counted, *n, lang)),
+                Lang::En => format!("{n} {} in all.", unit(*counted, *n, lang)),
             });
             doc.blank();
             let mut inner = Doc::default();

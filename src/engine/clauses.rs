@@ -8,25 +8,78 @@ use super::understand::{Parsed, asks_something, parse};
 
 const SEPARATORS: &[char] = &['?', '？', '!', '！', '。', ';', '；', ',', '，', '\n', '\r'];
 
+/// A piece of a message and what joined it to the piece before: a comma
+/// for punctuation, else the join word as typed (" and ").
+struct Piece<'a> {
+    joiner: &'a str,
+    text: &'a str,
+}
+
+/// Cut at punctuation, then at join words (ASCII, any case).
+fn pieces<'a>(index: &Index, body: &'a str) -> Vec<Piece<'a>> {
+    let mut out = Vec::new();
+    for part in body
+        .split(SEPARATORS)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let mut joiner = ",";
+        let mut rest = part;
+        loop {
+            // ASCII lower-casing keeps byte offsets.
+            let lower = rest.to_ascii_lowercase();
+            let next = index
+                .clause_joins
+                .iter()
+                .filter_map(|w| lower.find(w.as_str()).map(|at| (at, w.len())))
+                .min();
+            match next {
+                Some((at, len)) => {
+                    let text = rest[..at].trim();
+                    if !text.is_empty() {
+                        out.push(Piece { joiner, text });
+                    }
+                    joiner = &rest[at..at + len];
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    let text = rest.trim();
+                    if !text.is_empty() {
+                        out.push(Piece { joiner, text });
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The clauses of a message, each with its parse, in order.
 pub fn split(index: &Index, message: &str) -> Vec<(String, Parsed)> {
     let body = message.trim().trim_end_matches(SEPARATORS);
     let command = body.starts_with(['/', '／']);
-    if command || !body.contains(SEPARATORS) {
+    let joined = || {
+        let lower = body.to_ascii_lowercase();
+        index
+            .clause_joins
+            .iter()
+            .any(|w| lower.contains(w.as_str()))
+    };
+    if command || !(body.contains(SEPARATORS) || joined()) {
         return vec![(message.to_string(), parse(index, message))];
     }
-    let pieces: Vec<&str> = body
-        .split(SEPARATORS)
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
+    let pieces = pieces(index, body);
     if pieces.len() < 2 {
         return vec![(message.to_string(), parse(index, message))];
     }
-    let focused: Vec<bool> = pieces.iter().map(|p| asks_something(index, p)).collect();
+    let focused: Vec<bool> = pieces
+        .iter()
+        .map(|p| asks_something(index, p.text))
+        .collect();
     // Groups of pieces: a piece without a question of its own joins the
     // group before it (the first ones join the first question).
-    let mut groups: Vec<Vec<&str>> = Vec::new();
+    let mut groups: Vec<Vec<&Piece>> = Vec::new();
     let mut open_has_focus = false;
     for (piece, focus) in pieces.iter().zip(&focused) {
         match groups.last_mut() {
@@ -46,7 +99,13 @@ pub fn split(index: &Index, message: &str) -> Vec<(String, Parsed)> {
     groups
         .into_iter()
         .map(|g| {
-            let text = g.join(",");
+            let mut text = String::new();
+            for (i, p) in g.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(p.joiner);
+                }
+                text.push_str(p.text);
+            }
             let parsed = parse(index, &text);
             (text, parsed)
         })
@@ -73,6 +132,21 @@ mod tests {
         assert_eq!(
             texts("个人一等奖是谁?团体一等奖呢?"),
             vec!["个人一等奖是谁", "团体一等奖呢"]
+        );
+    }
+
+    #[test]
+    fn join_words_cut_only_between_two_questions() {
+        assert_eq!(
+            texts("How many teams took part and how many participants were there?"),
+            vec![
+                "How many teams took part",
+                "how many participants were there"
+            ]
+        );
+        assert_eq!(
+            texts("Who won the first and second prizes?"),
+            vec!["Who won the first and second prizes?"]
         );
     }
 

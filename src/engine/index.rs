@@ -210,6 +210,8 @@ pub struct Index {
     spoken: Vec<Spoken>,
     /// English words that open a yes/no question.
     pub verify_lead: Vec<String>,
+    /// Words that may join two questions (lower case).
+    pub clause_joins: Vec<String>,
     /// Units that may follow a number (claims).
     pub units: super::claims::Units,
     /// The character that ends prize names (奖), if the lexicon gives one.
@@ -600,6 +602,12 @@ impl Index {
         }
         Index {
             verify_lead: lx.verify_lead.iter().map(|w| w.to_lowercase()).collect(),
+            clause_joins: lx
+                .clause_joins
+                .iter()
+                .map(|w| w.to_lowercase())
+                .filter(|w| !w.trim().is_empty())
+                .collect(),
             units: super::claims::Units::from_lexicon(lx),
             prize_suffix: lx.prize_suffix.chars().next(),
             starts,

@@ -113,8 +113,11 @@ impl Engine {
     fn counted_of(p: &Parsed, filter: PrizeFilter) -> Counted {
         // A prize cell counts its rows ("团体三等奖有几个队"); nouns decide
         // otherwise ("多少家单位", "多少人获得个人奖").
+        // Units are in the order typed: the first noun is what is counted
+        // ("how many institutions won awards").
         if p.units.contains(&Counted::Institutions) && !p.cue(Cue::Award)
             || p.units.contains(&Counted::Institutions) && p.units.len() == 1
+            || p.units.first() == Some(&Counted::Institutions)
         {
             return Counted::Institutions;
         }

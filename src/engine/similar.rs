@@ -27,6 +27,22 @@ const CERTAIN: f64 = 0.85;
 const CLOSE: f64 = 0.78;
 /// The runner-up must be this much less similar for the best to be certain.
 const MARGIN: f64 = 0.06;
+/// A shortened name ("善建队" for 善建希望田野队) is close, never certain:
+/// it is offered, not answered as that name.
+const SHORTENED: f64 = 0.82;
+
+/// `short` keeps `long`'s first and last character and the rest in order,
+/// with something left out: how people shorten team names.
+fn shortens(short: &[char], long: &[char]) -> bool {
+    if short.len() < 3 || short.len() >= long.len() {
+        return false;
+    }
+    if short.first() != long.first() || short.last() != long.last() {
+        return false;
+    }
+    let mut rest = long.iter();
+    short.iter().all(|c| rest.any(|l| l == c))
+}
 
 /// A syllable as a Zhejiang speaker may confuse it: zh/ch/sh → z/c/s,
 /// l → n, f → h, -ing/-eng/-ang → -in/-en/-an.
@@ -157,7 +173,10 @@ impl Names {
         for c in &self.candidates {
             let by_chars = strsim::generic_jaro_winkler(&chars, &c.chars);
             let by_sound = strsim::generic_jaro_winkler(&sounds, &c.sounds);
-            let score = by_chars.max(by_sound);
+            let mut score = by_chars.max(by_sound);
+            if shortens(&chars, &c.chars) {
+                score = score.max(SHORTENED);
+            }
             match scored.iter_mut().find(|(e, _)| *e == c.entity) {
                 Some((_, s)) => *s = s.max(score),
                 None => scored.push((c.entity, score)),
@@ -231,6 +250,32 @@ mod tests {
         assert_eq!(
             one(&index, &names, "善建田野队").as_deref(),
             Some("善建希望田野队")
+        );
+    }
+
+    #[test]
+    fn shortened_team_names_are_offered_never_answered() {
+        let (index, names) = names();
+        let offered = |typed: &str| -> Vec<String> {
+            match names.lookup(typed) {
+                Verdict::Several(ids) => ids
+                    .iter()
+                    .map(|i| index.entities[*i].name.clone())
+                    .collect(),
+                other => panic!("{typed}: {other:?}"),
+            }
+        };
+        let mut shan_jian = offered("善建队");
+        shan_jian.sort();
+        assert_eq!(shan_jian, ["善建希望田野队", "善建绿金数创队"]);
+        assert!(offered("平安队").contains(&"平安人寿队".to_string()));
+        assert!(
+            !shortens(&['平', '安'], &['平', '安', '队']),
+            "two characters"
+        );
+        assert!(
+            !shortens(&['安', '人', '队'], &['平', '安', '人', '寿', '队']),
+            "first kept"
         );
     }
 

@@ -40,6 +40,10 @@ pub struct Lexicon {
     pub surnames: Vec<String>,
     /// Endings that make an unknown word read as a team or institution name.
     pub name_endings: Vec<String>,
+    /// Words that join two questions in one sentence, like a comma ("… and
+    /// how many …"): a message is cut there when both sides ask something.
+    #[serde(default)]
+    pub clause_joins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
