@@ -136,6 +136,15 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_question_belongs_to_the_sentence_before() {
+        assert_eq!(
+            texts("贵州那个案子抓了4个嫌疑人，对吗"),
+            vec!["贵州那个案子抓了4个嫌疑人，对吗"]
+        );
+        assert_eq!(texts("决赛在11月吗,是不是").len(), 1);
+    }
+
+    #[test]
     fn join_words_cut_only_between_two_questions() {
         assert_eq!(
             texts("How many teams took part and how many participants were there?"),

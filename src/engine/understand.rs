@@ -125,16 +125,46 @@ impl Parsed {
 /// decide where one message holds several questions.
 pub fn asks_something(index: &Index, input: &str) -> bool {
     let text = normalize(input);
-    let cue = index.hits(&text).iter().any(|h| {
-        index.senses(h).iter().any(|s| {
+    let hits = index.hits(&text);
+    let inside_longer = |h: &Hit| {
+        hits.iter()
+            .any(|g| g.start <= h.start && h.end <= g.end && g.end - g.start > h.end - h.start)
+    };
+    let mut cue = false;
+    let mut only_tags = true;
+    let mut covered = vec![false; text.len()];
+    for h in &hits {
+        let senses = index.senses(h);
+        let asks = senses.iter().any(|s| {
             matches!(
                 s,
                 Sense::Cue(
                     Cue::Interrogative | Cue::Verify | Cue::Followup | Cue::Count | Cue::Identity
                 )
             )
-        })
-    });
+        });
+        // "那" in "那个" is no follow-up.
+        let followup_in_word = inside_longer(h)
+            && senses
+                .iter()
+                .all(|s| matches!(s, Sense::Cue(Cue::Followup)));
+        cue |= asks && !followup_in_word;
+        only_tags &= senses.iter().all(|s| {
+            matches!(
+                s,
+                Sense::Cue(Cue::Verify | Cue::Interrogative | Cue::Filler)
+            )
+        });
+        covered[h.start..h.end].fill(true);
+    }
+    // "对吗", "是不是": a tag on the sentence before, no question of its own.
+    let tag_only = only_tags
+        && text
+            .char_indices()
+            .all(|(i, c)| covered[i] || !c.is_alphanumeric());
+    if tag_only {
+        return false;
+    }
     let first = text.trim().split(' ').next().unwrap_or("");
     cue || index.verify_lead.iter().any(|w| w == first)
 }
@@ -295,7 +325,13 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Group(g) => push_unique(&mut p.groups, g),
                 Sense::Kind(k) => push_unique(&mut p.kinds, k),
                 Sense::Cue(c) => {
-                    if matches!(c, Cue::Interrogative | Cue::AsksWho) || !cue_shadowed(h) {
+                    // "那" in "那个" is no follow-up, though filler words
+                    // shadow no other cue.
+                    let followup_in_word =
+                        c == Cue::Followup && hits.iter().any(|g| contains(g, h));
+                    if (matches!(c, Cue::Interrogative | Cue::AsksWho) || !cue_shadowed(h))
+                        && !followup_in_word
+                    {
                         p.set_cue(c);
                     }
                 }
