@@ -149,12 +149,14 @@ pub fn asks_something(index: &Index, input: &str) -> bool {
                 .iter()
                 .all(|s| matches!(s, Sense::Cue(Cue::Followup)));
         cue |= asks && !followup_in_word;
-        only_tags &= senses.iter().all(|s| {
-            matches!(
-                s,
-                Sense::Cue(Cue::Verify | Cue::Interrogative | Cue::Filler)
-            )
-        });
+        // Words inside a longer word are read as part of it ("不是" in "是不是").
+        only_tags &= inside_longer(h)
+            || senses.iter().all(|s| {
+                matches!(
+                    s,
+                    Sense::Cue(Cue::Verify | Cue::Interrogative | Cue::Filler)
+                )
+            });
         covered[h.start..h.end].fill(true);
     }
     // "对吗", "是不是": a tag on the sentence before, no question of its own.
