@@ -868,7 +868,12 @@ impl Engine {
                     let bigram: String = pair.iter().collect();
                     pair.iter().all(|c| super::normalize::is_cjk(*c))
                         && text.contains(&bigram)
-                        && !trigger_words.iter().any(|w| w.contains(&bigram))
+                        // A trigger that is a part of the value ("美元" of
+                        // 美元账户) is a claim as much as a way to the fact;
+                        // the whole value as a trigger (主任评委) is not.
+                        && !trigger_words.iter().any(|w| {
+                            w.contains(&bigram) && !(w.len() < v.len() && v.contains(w.as_str()))
+                        })
                 })
             });
             if shared {
