@@ -8,11 +8,16 @@
 //!
 //! - [`knowledge`]: `data/` → typed, validated knowledge (every fact checked
 //!   against the report text while loading).
-//! - [`engine`]: a message → normalised → entities and intent → a structured
-//!   [`engine::Reply`]; conversation context is a value passed in and out.
+//! - [`engine`]: a message → its clauses → parsed (cues, names, claims) → an
+//!   [`engine::Query`] (operator, subject, filter, claims) → executed → an
+//!   [`engine::Answer`] (verdict, [`engine::Reply`], notices); conversation
+//!   context is a value passed in and out (and encoded for the store).
 //! - [`render`]: a reply → Telegram HTML or plain text.
-//! - transports: [`cli`] (`reportbot ask`, `reportbot chat`, `announce`) and
-//!   [`telegram`] (long polling, keyboards, inline mode, flood protection).
+//! - transports: [`cli`] (`reportbot ask`, `reportbot chat`, `announce`,
+//!   `import`, `tips-card`, `webhook`) and [`telegram`] (long polling or
+//!   webhook, keyboards, inline mode, flood protection).
+//! - [`card`]: large-print tips pictures; [`markup`]: checked Telegram HTML;
+//!   [`import`]: published pages → data files.
 //! - [`store`]: subscribers, announcements and the delivery outbox (SQLite,
 //!   or PostgreSQL for several instances).
 //! - [`broadcast`]: the paced, crash-safe delivery worker.
