@@ -673,6 +673,11 @@ impl Engine {
         now: Instant,
         report: usize,
     ) -> Option<Decision> {
+        // A prize the report does not have ("金奖是谁拿的") is answered as
+        // such, whatever was asked before: never as the last name's awards.
+        if p.unknown_prize.is_some() {
+            return None;
+        }
         let again = |q: Query| {
             let mut d = self.query(q, p, now);
             if let Some(t) = d.turn.as_mut() {
