@@ -15,18 +15,7 @@ use reportbot::store::{ChatKind, Language, NewSubscriber, SqliteStore, Store};
 use std::time::{Duration, Instant};
 use support::app::{AppOptions, TestApp, reportbot_command, spawn_app_with};
 use support::botapi::{ChatSpec, Options, UserSpec};
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use support::process::status_kb;
 
 fn mib(kb: u64) -> String {
     format!("{:.1} MiB", kb as f64 / 1024.0)

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use support::app::reportbot_command;
 use support::botapi::{FakeBotApi, Options};
 use support::pg::Cluster;
+use support::process::status_kb;
 
 const SUBSCRIBERS: i64 = 100_000;
 const INSTANCES: usize = 3;
@@ -28,18 +29,6 @@ fn config(max_in_flight: usize) -> String {
         "[telegram]\nsend_timeout_secs = 4\n\n[broadcast]\nrate_per_sec = {RATE}\n\
          poll_interval_ms = 500\nprogress_interval_ms = 3000\nmax_in_flight = {max_in_flight}\n"
     )
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn mib(kb: u64) -> String {
@@ -179,13 +168,8 @@ async fn run(db: support::pg::TestDatabase, max_in_flight: usize) {
             .join(" / ")
     );
     assert_eq!(sent, SUBSCRIBERS as u64, "everything delivered");
-    for mut c in children {
-        if let Some(pid) = c.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(20), c.wait()).await;
+    for c in children {
+        support::process::terminate(c, Duration::from_secs(20)).await;
     }
     api.shutdown().await;
     // Dropped off the async threads (it connects to drop the database).

@@ -22,35 +22,13 @@ use std::time::{Duration, Instant};
 use support::app::reportbot_command;
 use support::botapi::{FakeBotApi, LoadBalancer, Options, UserSpec};
 use support::pg::Cluster;
+use support::process::{cpu_ticks, status_kb};
 use tokio::process::Child;
 
 const QUESTIONS: u64 = 1000;
 const PER_SEC: u64 = 200;
 const SECRET: &str = "bench-secret";
 const CONFIG: &str = "[telegram]\nchat_interval_ms = 0\nsends_per_sec = 1000\n";
-
-fn proc_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of a process, in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat: 12 and 13 after ')'.
-    get(11) + get(12)
-}
 
 fn listen_addr(log: &Path) -> Option<SocketAddr> {
     std::fs::read_to_string(log).ok()?.lines().find_map(|line| {
@@ -163,7 +141,7 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
     let cpu_after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
     let peak = pids
         .iter()
-        .map(|p| proc_field(*p, "VmHWM:"))
+        .map(|p| status_kb(*p, "VmHWM:"))
         .max()
         .unwrap_or(0);
     let mut lat: Vec<Duration> = asked
@@ -189,13 +167,8 @@ async fn run(cluster: &Cluster, webhook: bool, n: usize) {
         pct(0.99).as_secs_f64() * 1000.0,
         peak as f64 / 1024.0
     );
-    for mut c in children {
-        if let Some(pid) = c.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(20), c.wait()).await;
+    for c in children {
+        support::process::terminate(c, Duration::from_secs(20)).await;
     }
     api.shutdown().await;
     std::thread::spawn(move || drop(db))

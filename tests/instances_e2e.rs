@@ -95,18 +95,8 @@ impl Instance {
     }
 
     async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            if tokio::time::timeout(Duration::from_secs(15), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.start_kill();
-            }
+        if let Some(child) = self.child.take() {
+            support::process::terminate(child, Duration::from_secs(15)).await;
         }
     }
 }

@@ -9,3 +9,4 @@ pub mod botapi;
 pub mod e2e;
 pub mod html;
 pub mod pg;
+pub mod process;
