@@ -7,7 +7,7 @@
 mod support;
 
 use reportbot::markup;
-use reportbot::store::{AnnouncementId, ChatKind, Language, NewSubscriber, SqliteStore, Store};
+use reportbot::store::{AnnouncementId, SqliteStore, Store};
 use std::time::Duration;
 use support::app::{AppOptions, TestApp, reportbot_command, spawn_app_with};
 use support::botapi::Options;
@@ -30,15 +30,7 @@ fn store(app: &TestApp) -> SqliteStore {
 }
 
 fn subscribe(app: &TestApp, chats: &[i64]) {
-    let subs: Vec<NewSubscriber> = chats
-        .iter()
-        .map(|&chat_id| NewSubscriber {
-            chat_id,
-            kind: ChatKind::Private,
-            language: Language::Zh,
-        })
-        .collect();
-    store(app).subscribe_many(&subs).expect("subscribe");
+    app.subscribe_private(chats);
 }
 
 struct Run {

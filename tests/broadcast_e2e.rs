@@ -7,7 +7,7 @@
 
 mod support;
 
-use reportbot::store::{AnnouncementId, AnnouncementState, ChatKind, Language, NewSubscriber};
+use reportbot::store::{AnnouncementId, AnnouncementState, ChatKind, Language};
 use reportbot::store::{SqliteStore, Store};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -43,16 +43,7 @@ fn store(app: &TestApp) -> SqliteStore {
 /// Subscribe private chats straight into the database (the bot reads the
 /// audience when an announcement is confirmed, so it may be running).
 fn prefill(app: &TestApp, chats: &[i64]) {
-    let subs: Vec<NewSubscriber> = chats
-        .iter()
-        .map(|&chat_id| NewSubscriber {
-            chat_id,
-            kind: ChatKind::Private,
-            language: Language::Zh,
-        })
-        .collect();
-    let added = store(app).subscribe_many(&subs).expect("subscribe_many");
-    assert_eq!(added, chats.len() as u64);
+    assert_eq!(app.subscribe_private(chats), chats.len() as u64);
 }
 
 /// Telegram's limits, strictly: a second message in a chat within a

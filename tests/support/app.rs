@@ -63,6 +63,24 @@ pub fn reportbot_command(api_url: &str, db: &std::path::Path) -> Command {
 }
 
 impl TestApp {
+    /// Subscribe private chats (Chinese) straight into the bot's database;
+    /// the bot reads the audience when an announcement is confirmed, so it
+    /// may be running. Returns how many were new.
+    pub fn subscribe_private(&self, chats: &[i64]) -> u64 {
+        use reportbot::store::{ChatKind, Language, NewSubscriber, SqliteStore, Store};
+        let subs: Vec<NewSubscriber> = chats
+            .iter()
+            .map(|&chat_id| NewSubscriber {
+                chat_id,
+                kind: ChatKind::Private,
+                language: Language::Zh,
+            })
+            .collect();
+        SqliteStore::open(&self.db)
+            .and_then(|s| s.subscribe_many(&subs))
+            .expect("subscribe in the bot's database")
+    }
+
     /// Start (or restart) the bot process and wait until it polls.
     pub async fn start(&mut self) {
         let mut cmd = reportbot_command(&self.api.url(), &self.db);
