@@ -22,21 +22,13 @@ use std::time::{Duration, Instant};
 use support::app::reportbot_command;
 use support::botapi::{FakeBotApi, LoadBalancer, Options, UserSpec};
 use support::pg::Cluster;
-use support::process::{cpu_ticks, status_kb};
+use support::process::{cpu_ticks, listen_addr, status_kb};
 use tokio::process::Child;
 
 const QUESTIONS: u64 = 1000;
 const PER_SEC: u64 = 200;
 const SECRET: &str = "bench-secret";
 const CONFIG: &str = "[telegram]\nchat_interval_ms = 0\nsends_per_sec = 1000\n";
-
-fn listen_addr(log: &Path) -> Option<SocketAddr> {
-    std::fs::read_to_string(log).ok()?.lines().find_map(|line| {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        (v.get("message")?.as_str()? == "HTTP server listening")
-            .then(|| v.get("addr")?.as_str()?.parse().ok())?
-    })
-}
 
 async fn ready(addr: SocketAddr) -> bool {
     let c = reqwest::Client::builder()

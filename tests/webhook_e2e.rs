@@ -60,13 +60,7 @@ impl Instance {
 
     /// The address its HTTP server listens on (from its log).
     fn addr(&self) -> Option<SocketAddr> {
-        self.log().lines().find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            if v.get("message")?.as_str()? != "HTTP server listening" {
-                return None;
-            }
-            v.get("addr")?.as_str()?.parse().ok()
-        })
+        support::process::listen_addr(&self.log)
     }
 
     async fn kill_9(&mut self) {

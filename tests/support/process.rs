@@ -1,6 +1,8 @@
 //! Watching and stopping the `reportbot` processes a test or benchmark
 //! started (Linux `/proc`).
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 use tokio::process::Child;
 
@@ -39,4 +41,14 @@ pub async fn terminate(mut child: Child, grace: Duration) {
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
+}
+
+/// The address a bot's HTTP server listens on, from its JSON log (it
+/// binds port 0, so the log is where the port is found).
+pub fn listen_addr(log: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(log).ok()?.lines().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        (v.get("message")?.as_str()? == "HTTP server listening")
+            .then(|| v.get("addr")?.as_str()?.parse().ok())?
+    })
 }
