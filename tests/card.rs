@@ -411,6 +411,11 @@ fn topics_are_found_by_id_name_or_word() {
     let id = |w: &str| card::find_topic(&k, w).map(|t| t.id.as_str());
     assert_eq!(id("courier"), Some("courier"));
     assert_eq!(id("验证码"), Some("verification_code"));
+    assert_eq!(
+        id("驗證碼"),
+        Some("verification_code"),
+        "traditional characters"
+    );
     assert_eq!(id("泄露短信验证码"), Some("verification_code"));
     assert_eq!(id("屏幕共享"), Some("screen_sharing"));
     assert_eq!(id("Parcel"), Some("courier"));

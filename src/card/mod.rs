@@ -23,6 +23,7 @@ mod punct;
 pub mod wrap;
 
 use crate::engine::Lang;
+use crate::engine::normalize::normalize_word;
 use crate::knowledge::{Knowledge, Tip, Topic};
 use ab_glyph::FontRef;
 use canvas::{Canvas, Ink, Palette, Solid};
@@ -162,15 +163,20 @@ pub fn topic_ids(k: &Knowledge) -> Vec<String> {
 /// that the word contains (`验证码`, `courier`).
 pub fn find_topic<'k>(k: &'k Knowledge, word: &str) -> Option<&'k Topic> {
     let topics = || k.reports.iter().flat_map(|r| &r.antifraud.topics);
-    let w = word.trim().to_lowercase();
+    let id = word.trim().to_lowercase();
+    // Read as the engine reads a question: traditional characters,
+    // full-width forms and case do not matter (`tips 驗證碼`).
+    let w = normalize_word(word);
+    let same = |s: &str| normalize_word(s) == w;
     topics()
-        .find(|t| t.id == w || t.name_zh == word.trim() || t.name_en.to_lowercase() == w)
+        .find(|t| t.id == id || same(&t.name_zh) || same(&t.name_en))
         .or_else(|| {
             topics()
                 .filter_map(|t| {
                     t.keywords
                         .iter()
-                        .filter(|kw| !kw.is_empty() && w.contains(&kw.to_lowercase()))
+                        .map(|kw| normalize_word(kw))
+                        .filter(|kw| !kw.is_empty() && w.contains(kw.as_str()))
                         .map(|kw| kw.chars().count())
                         .max()
                         .map(|n| (t, n))
