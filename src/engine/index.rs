@@ -9,6 +9,7 @@ use crate::knowledge::{Group, Kind, Knowledge, Level};
 use aho_corasick::{AhoCorasick, MatchKind};
 use pinyin::ToPinyinMulti;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What an entity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +151,63 @@ pub enum Sense {
     Position(u8),
 }
 
+/// The kinds of meaning a word carries, one bit each. The parser asks
+/// "only cues?" or "any name?" of every pair of overlapping words in a
+/// question, so each such question is a mask test, not a walk over senses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SenseSet(u16);
+
+impl SenseSet {
+    pub const ENTITY: SenseSet = SenseSet(1);
+    pub const LEVEL: SenseSet = SenseSet(1 << 1);
+    pub const GROUP: SenseSet = SenseSet(1 << 2);
+    pub const KIND: SenseSet = SenseSet(1 << 3);
+    /// The filler cue (有, 是, 哪个): kept apart from the other cues, since
+    /// filler words shadow nothing.
+    pub const FILLER: SenseSet = SenseSet(1 << 4);
+    /// Any cue but filler.
+    pub const CUE: SenseSet = SenseSet(1 << 5);
+    pub const KEYWORD: SenseSet = SenseSet(1 << 6);
+    pub const PLACE: SenseSet = SenseSet(1 << 7);
+    pub const UNIT: SenseSet = SenseSet(1 << 8);
+    pub const POSITION: SenseSet = SenseSet(1 << 9);
+    /// Every cue, filler included.
+    pub const ANY_CUE: SenseSet = SenseSet(Self::FILLER.0 | Self::CUE.0);
+
+    fn of(senses: &[Sense]) -> SenseSet {
+        senses.iter().fold(SenseSet::default(), |set, s| {
+            set | match s {
+                Sense::Entity { .. } => Self::ENTITY,
+                Sense::Level(_) => Self::LEVEL,
+                Sense::Group(_) => Self::GROUP,
+                Sense::Kind(_) => Self::KIND,
+                Sense::Cue(Cue::Filler) => Self::FILLER,
+                Sense::Cue(_) => Self::CUE,
+                Sense::Keyword(_) => Self::KEYWORD,
+                Sense::Place => Self::PLACE,
+                Sense::Unit(_) => Self::UNIT,
+                Sense::Position(_) => Self::POSITION,
+            }
+        })
+    }
+    /// Some sense is one of `kinds`.
+    pub fn any(self, kinds: SenseSet) -> bool {
+        self.0 & kinds.0 != 0
+    }
+    /// Every sense is one of `kinds` (true of a word without senses, as
+    /// `Iterator::all` is).
+    pub fn only(self, kinds: SenseSet) -> bool {
+        self.0 & !kinds.0 == 0
+    }
+}
+
+impl std::ops::BitOr for SenseSet {
+    type Output = SenseSet;
+    fn bitor(self, other: SenseSet) -> SenseSet {
+        SenseSet(self.0 | other.0)
+    }
+}
+
 /// A matched word in the normalised question.
 #[derive(Debug, Clone, Copy)]
 pub struct Hit {
@@ -176,6 +234,35 @@ pub struct Readings {
 }
 
 impl Readings {
+    /// Fourteen bits per id, the count above them, and a top bit that says
+    /// "read" (an empty word means "not read yet").
+    const READ: u64 = 1 << 63;
+
+    fn pack(&self) -> Option<u64> {
+        let mut word = Self::READ | u64::from(self.len) << 56;
+        for (i, id) in self.ids[..self.len as usize].iter().enumerate() {
+            if *id >= 1 << 14 {
+                return None;
+            }
+            word |= u64::from(*id) << (14 * i);
+        }
+        Some(word)
+    }
+
+    fn unpack(word: u64) -> Option<Readings> {
+        if word & Self::READ == 0 {
+            return None;
+        }
+        let mut r = Readings {
+            len: ((word >> 56) & 0x7) as u8,
+            ..Readings::default()
+        };
+        for i in 0..r.len as usize {
+            r.ids[i] = ((word >> (14 * i)) & 0x3fff) as u16;
+        }
+        Some(r)
+    }
+
     fn shares(&self, other: &Readings) -> bool {
         self.ids[..self.len as usize]
             .iter()
@@ -203,6 +290,8 @@ pub struct Index {
     compact_keywords: Vec<u32>,
     patterns: Vec<String>,
     senses: Vec<Vec<Sense>>,
+    /// Per pattern: the kinds of its senses.
+    sense_sets: Vec<SenseSet>,
     pub entities: Vec<Entity>,
     pub keywords: Vec<String>,
     /// Keywords that are also everyday cue words (什么奖, 是谁): weak evidence.
@@ -219,7 +308,17 @@ pub struct Index {
     /// Reading id → (spoken name, position 0 or 1) with that reading there.
     starts: HashMap<u16, Vec<(u32, u8)>>,
     syllables: HashMap<String, u16>,
+    /// The readings of each character of the main CJK block, filled in as
+    /// questions bring them: looking a character up in the pinyin table and
+    /// its syllables in `syllables` cost more than the rest of a homophone
+    /// search, and a bot meets the same few thousand characters again and
+    /// again. Shared by every thread without a lock (a race only computes a
+    /// slot twice, with the same result).
+    reading_cache: Box<[AtomicU64]>,
 }
+
+/// The block `reading_cache` covers (CJK Unified Ideographs).
+const CACHED_CJK: std::ops::RangeInclusive<u32> = 0x4E00..=0x9FFF;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -615,12 +714,14 @@ impl Index {
             compact,
             compact_keywords,
             patterns: b.patterns,
+            sense_sets: b.senses.iter().map(|s| SenseSet::of(s)).collect(),
             senses: b.senses,
             entities,
             keywords,
             generic_keywords,
             spoken,
             syllables,
+            reading_cache: CACHED_CJK.map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -666,6 +767,11 @@ impl Index {
 
     pub fn senses(&self, hit: &Hit) -> &[Sense] {
         &self.senses[hit.pattern as usize]
+    }
+
+    /// The kinds of a matched word's senses.
+    pub fn sense_set(&self, hit: &Hit) -> SenseSet {
+        self.sense_sets[hit.pattern as usize]
     }
 
     pub fn pattern(&self, hit: &Hit) -> &str {
@@ -790,6 +896,24 @@ impl Index {
     }
 
     fn readings_known(&self, c: char) -> Readings {
+        let Some(slot) = (c as u32)
+            .checked_sub(*CACHED_CJK.start())
+            .and_then(|i| self.reading_cache.get(i as usize))
+        else {
+            return self.read_aloud(c);
+        };
+        if let Some(r) = Readings::unpack(slot.load(Ordering::Relaxed)) {
+            return r;
+        }
+        let r = self.read_aloud(c);
+        if let Some(word) = r.pack() {
+            slot.store(word, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// The readings of `c` among the data's syllables, from the pinyin table.
+    fn read_aloud(&self, c: char) -> Readings {
         let mut r = Readings::default();
         if let Some(multi) = c.to_pinyin_multi() {
             for p in multi {
@@ -837,5 +961,38 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), index.entities.len());
+    }
+
+    #[test]
+    fn cached_readings_are_the_readings() {
+        let k = Knowledge::builtin().expect("built-in data loads");
+        let index = Index::build(&k);
+        // 斌 sounds like 彬 (a name in the data); 行 has two readings; 𠀀 is
+        // outside the cached block; 的 and 々 read as nothing known.
+        for c in ['斌', '彬', '行', '的', '𠀀', '々', '龥'] {
+            let fresh = index.read_aloud(c);
+            assert_eq!(index.readings_known(c), fresh, "{c}, first time");
+            assert_eq!(index.readings_known(c), fresh, "{c}, from the cache");
+        }
+        assert!(
+            index
+                .readings_known('斌')
+                .shares(&index.readings_known('彬'))
+        );
+        let full = Readings {
+            ids: [1, 2, 0x3ffe, 0x3fff],
+            len: 4,
+        };
+        assert_eq!(full.pack().and_then(Readings::unpack), Some(full));
+        assert_eq!(
+            Readings::default().pack().and_then(Readings::unpack),
+            Some(Readings::default())
+        );
+        // Ids too large for the packed form are not cached, never cut short.
+        let wide = Readings {
+            ids: [1 << 14, 0, 0, 0],
+            len: 1,
+        };
+        assert_eq!(wide.pack(), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use super::answer::Counted;
 use super::claims::{self, DateValue, Quantity};
-use super::index::{Cue, EntityId, Hit, Index, Sense};
+use super::index::{Cue, EntityId, Hit, Index, Sense, SenseSet};
 use super::normalize::{is_cjk, normalize};
 use crate::knowledge::{Group, Kind, Level};
 use unicode_normalization::UnicodeNormalization;
@@ -185,13 +185,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         ..Parsed::default()
     };
 
-    let is_entity = |h: &Hit| {
-        index
-            .senses(h)
-            .iter()
-            .any(|s| matches!(s, Sense::Entity { .. }))
-    };
-    let cue_only = |h: &Hit| index.senses(h).iter().all(|s| matches!(s, Sense::Cue(_)));
+    let set = |h: &Hit| index.sense_set(h);
+    let is_entity = |h: &Hit| set(h).any(SenseSet::ENTITY);
+    let cue_only = |h: &Hit| set(h).only(SenseSet::ANY_CUE);
     let contains = |outer: &Hit, inner: &Hit| {
         outer.start <= inner.start
             && inner.end <= outer.end
@@ -202,67 +198,56 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     let kept: Vec<&Hit> = hits
         .iter()
         .filter(|h| {
-            let senses = index.senses(h);
-            let weak = senses.iter().all(|s| {
-                matches!(
-                    s,
-                    Sense::Entity { .. }
-                        | Sense::Group(_)
-                        | Sense::Keyword(_)
-                        | Sense::Place
-                        | Sense::Unit(_)
-                )
-            });
-            let name_like = senses
-                .iter()
-                .all(|s| matches!(s, Sense::Entity { .. } | Sense::Group(_)));
-            let kind_only = senses.iter().all(|s| matches!(s, Sense::Kind(_)));
-            let level_only = senses.iter().all(|s| matches!(s, Sense::Level(_)));
-            let unit_only = senses.iter().all(|s| matches!(s, Sense::Unit(_)));
+            let own = set(h);
+            let weak = own.only(
+                SenseSet::ENTITY
+                    | SenseSet::GROUP
+                    | SenseSet::KEYWORD
+                    | SenseSet::PLACE
+                    | SenseSet::UNIT,
+            );
+            let name_like = own.only(SenseSet::ENTITY | SenseSet::GROUP);
+            let kind_only = own.only(SenseSet::KIND);
+            let level_only = own.only(SenseSet::LEVEL);
+            let unit_only = own.only(SenseSet::UNIT);
             // A cue word partly overlapping a longer name or prize word is
             // a misreading ("the best" in "the best popularity award").
             let overlapped = cue_only(h)
                 && hits.iter().any(|g| {
                     let (from, to) = (g.start.max(h.start), g.end.min(h.end));
-                    // ASCII words share the space between them: no overlap.
                     from < to
-                        && !text[from..to].trim().is_empty()
-                        && !contains(g, h)
-                        && !contains(h, g)
                         && (g.end - g.start) > (h.end - h.start)
                         && !cue_only(g)
+                        && !contains(g, h)
+                        && !contains(h, g)
+                        // ASCII words share the space between them: no overlap.
+                        && !text[from..to].trim().is_empty()
                 });
             !overlapped
                 && !hits.iter().any(|g| {
                     if !contains(g, h) {
                         return false;
                     }
-                    let outer = index.senses(g);
+                    let outer = set(g);
                     // A name or prize word inside a longer name, prize word or
                     // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
                     // inside a question word it still counts (银行 in 哪家银行).
-                    let names_it = outer.iter().any(|s| {
-                        matches!(
-                            s,
-                            Sense::Entity { .. }
-                                | Sense::Group(_)
-                                | Sense::Level(_)
-                                | Sense::Kind(_)
-                                | Sense::Keyword(_)
-                        )
-                    });
-                    (weak && is_entity(g))
+                    let names_it = outer.any(
+                        SenseSet::ENTITY
+                            | SenseSet::GROUP
+                            | SenseSet::LEVEL
+                            | SenseSet::KIND
+                            | SenseSet::KEYWORD,
+                    );
+                    (weak && outer.any(SenseSet::ENTITY))
                     || (name_like && names_it)
                     // A prize word inside a longer one is part of it
                     // ("merit" in a declared "Merit Award"), and so is a
                     // level inside a rank position ("第二" in "第二多").
-                    || (level_only && outer.iter().any(|s| matches!(s, Sense::Level(_) | Sense::Position(_))))
+                    || (level_only && outer.any(SenseSet::LEVEL | SenseSet::POSITION))
                     || unit_only
                     // "个人" in "几个人" or "这个人" is no individual prize.
-                    || (kind_only
-                        && outer
-                            .iter()
-                            .any(|s| matches!(s, Sense::Cue(_) | Sense::Unit(_))))
+                    || (kind_only && outer.any(SenseSet::ANY_CUE | SenseSet::UNIT))
                 })
         })
         .collect();
@@ -271,12 +256,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     // it keeps its other meanings (a fact keyword) but not its cue.
     // Filler words (哪个, 几个队) shadow nothing, and a question word stays
     // one inside any word ("哪" in "哪个").
-    let filler_only = |h: &Hit| {
-        index
-            .senses(h)
-            .iter()
-            .all(|s| matches!(s, Sense::Cue(Cue::Filler)))
-    };
+    let filler_only = |h: &Hit| set(h).only(SenseSet::FILLER);
     let cue_shadowed = |h: &Hit| {
         hits.iter()
             .any(|g| contains(g, h) && cue_only(g) && !filler_only(g))
@@ -289,11 +269,10 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     let mut solid = vec![false; text.len()];
     for h in &kept {
         let senses = index.senses(h);
+        let own = set(h);
         // Places and counted nouns say nothing about names: 宁波 in 宁波银行
         // stays part of an unknown name.
-        let claims_only = senses
-            .iter()
-            .all(|s| matches!(s, Sense::Place | Sense::Unit(_) | Sense::Position(_)));
+        let claims_only = own.only(SenseSet::PLACE | SenseSet::UNIT | SenseSet::POSITION);
         if claims_only {
             for s in senses {
                 match *s {
@@ -305,16 +284,11 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
             }
             continue;
         }
-        let filler_only = senses.iter().all(|s| matches!(s, Sense::Cue(Cue::Filler)));
-        if !filler_only {
+        if !own.only(SenseSet::FILLER) {
             solid[h.start..h.end].fill(true);
         }
-        let group_or_kind = senses
-            .iter()
-            .any(|s| matches!(s, Sense::Group(_) | Sense::Kind(_)))
-            && !senses
-                .iter()
-                .any(|s| matches!(s, Sense::Cue(_) | Sense::Level(_)));
+        let group_or_kind = own.any(SenseSet::GROUP | SenseSet::KIND)
+            && !own.any(SenseSet::ANY_CUE | SenseSet::LEVEL);
         for b in h.start..h.end {
             covered[b] = true;
             if group_or_kind {
