@@ -740,6 +740,10 @@ impl Index {
     /// Trigger keywords found in the ASCII words of `text` run together:
     /// (keyword id, start, end) as byte offsets into `text`.
     pub fn compact_keyword_hits(&self, text: &str) -> Vec<(u32, usize, usize)> {
+        if !text.is_ascii() {
+            // Keep it simple: only all-ASCII questions need the joined form.
+            return Vec::new();
+        }
         let mut joined = String::with_capacity(text.len());
         let mut origin: Vec<usize> = Vec::with_capacity(text.len());
         for (i, b) in text.bytes().enumerate() {
@@ -747,10 +751,6 @@ impl Index {
                 joined.push(b as char);
                 origin.push(i);
             }
-        }
-        if !text.is_ascii() {
-            // Keep it simple: only all-ASCII questions need the joined form.
-            return Vec::new();
         }
         self.compact
             .find_overlapping_iter(&joined)

@@ -14,18 +14,17 @@ pub fn is_cjk(c: char) -> bool {
 /// can be matched at word boundaries (`" win "`).
 pub fn normalize(input: &str) -> String {
     let without_tags = strip_tags(input);
-    let folded: String = without_tags.nfkc().collect();
-    let simplified = if folded.chars().any(is_cjk) {
-        fast2s::convert(&folded)
-    } else {
-        folded
-    };
+    let mut simplified = nfkc(&without_tags);
+    if simplified.chars().any(is_cjk) {
+        fast2s::replace(&mut simplified);
+    }
     let mut out = String::with_capacity(simplified.len() + 2);
     out.push(' ');
     let mut pending_space = false;
     let mut last: Option<char> = None;
     for c in simplified.chars() {
-        let keep = c.is_alphanumeric() || c == '\'' || c == '&' || c == '+' || c == '.';
+        let keep =
+            is_cjk(c) || c.is_alphanumeric() || c == '\'' || c == '&' || c == '+' || c == '.';
         if !keep {
             pending_space = true;
             continue;
@@ -51,8 +50,12 @@ pub fn normalize(input: &str) -> String {
             }
             pending_space = false;
         }
-        for l in c.to_lowercase() {
-            out.push(l);
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if is_cjk(c) {
+            out.push(c);
+        } else {
+            out.extend(c.to_lowercase());
         }
         last = Some(c);
     }
@@ -61,6 +64,22 @@ pub fn normalize(input: &str) -> String {
         out.pop();
     }
     out.push(' ');
+    out
+}
+
+/// Unicode NFKC, with a short cut for what questions are made of: ASCII,
+/// the main CJK block, 、 and 。 are their own NFKC and compose with nothing
+/// in it, and a full-width ASCII form (，？Ａ) is its ASCII character. Any
+/// other character sends the whole text through the full algorithm.
+fn nfkc(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for c in input.chars() {
+        match c as u32 {
+            0..=0x7F | 0x3001 | 0x3002 | 0x4E00..=0x9FFF => out.push(c),
+            code @ 0xFF01..=0xFF5E => out.extend(char::from_u32(code - 0xFEE0)),
+            _ => return input.nfkc().collect(),
+        }
+    }
     out
 }
 
@@ -121,6 +140,24 @@ mod tests {
         assert_eq!(normalize("2.7亿次。"), " 2.7亿次 ");
         assert_eq!(normalize(""), "  ");
         assert_eq!(normalize("people's choice."), " people's choice ");
+    }
+
+    #[test]
+    fn the_short_cut_is_nfkc() {
+        let fast = (0..=0x7F)
+            .chain([0x3001, 0x3002])
+            .chain(0x4E00..=0x9FFF)
+            .chain(0xFF01..=0xFF5E)
+            .filter_map(char::from_u32);
+        for c in fast {
+            let s = c.to_string();
+            assert_eq!(nfkc(&s), s.nfkc().collect::<String>(), "U+{:04X}", c as u32);
+        }
+        // Outside the short cut: a combining accent composes with the letter
+        // before it, and a compatibility ideograph folds.
+        for s in ["e\u{301}", "李彬\u{F9B1}？", "ｶﾞ", "①"] {
+            assert_eq!(nfkc(s), s.nfkc().collect::<String>(), "{s}");
+        }
     }
 
     #[test]

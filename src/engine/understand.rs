@@ -422,19 +422,19 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
         }
     }
     p.mentions.sort_by_key(|m| m.start);
+    let mentioned: Vec<(usize, usize)> = p
+        .mentions
+        .iter()
+        .map(|m| {
+            let end = text[m.start..]
+                .find(m.typed.as_str())
+                .map_or(0, |o| o + m.typed.len());
+            (m.start, m.start + end)
+        })
+        .collect();
     p.cjk_outside_mentions = text
         .char_indices()
-        .filter(|(i, c)| {
-            is_cjk(*c)
-                && !p.mentions.iter().any(|m| {
-                    *i >= m.start
-                        && *i
-                            < m.start
-                                + text[m.start..]
-                                    .find(m.typed.as_str())
-                                    .map_or(0, |o| o + m.typed.len())
-                })
-        })
+        .filter(|(i, c)| is_cjk(*c) && !mentioned.iter().any(|(s, e)| s <= i && i < e))
         .count();
 
     // What is left: runs of unexplained letters, widened by adjacent group or
