@@ -903,7 +903,6 @@ impl Engine {
         verdict
     }
 
-    /// The best matching fact: (index, matched groups, score).
     /// The best matching fact: (index, matched groups, score). A question
     /// that names the fact's subject ("工行温州分行…宣传") counts that as one
     /// more group when no trigger group already stands for the subject.
@@ -912,11 +911,11 @@ impl Engine {
             .iter()
             .map(|s| s.words.iter().any(|k| p.keyword(*k).is_some()))
             .collect();
+        let of_subject = &self.fact_subject[report];
         self.facts[report]
-            .iter()
-            .zip(&self.fact_subject[report])
-            .enumerate()
-            .filter_map(|(i, (t, (subject, counts)))| {
+            .candidates(p)
+            .filter_map(|(i, t)| {
+                let (subject, counts) = &of_subject[i];
                 let s = t.score(p)?;
                 let bonus = *counts && subject.is_some_and(|x| named[x]);
                 Some((i, t.groups.len() + usize::from(bonus), s))
@@ -928,8 +927,7 @@ impl Engine {
     fn best_fact_of(&self, p: &Parsed, report: usize, subject: Option<usize>) -> Option<usize> {
         let of_subject = &self.fact_subject[report];
         self.facts[report]
-            .iter()
-            .enumerate()
+            .candidates(p)
             .filter(|(i, _)| subject.is_none_or(|s| of_subject[*i].0 == Some(s)))
             .filter_map(|(i, t)| t.score(p).map(|s| (i, t.groups.len(), s)))
             .max_by_key(|(i, g, s)| (*g, *s, std::cmp::Reverse(*i)))
@@ -945,8 +943,7 @@ impl Engine {
         report: usize,
     ) -> Option<(usize, usize, usize)> {
         self.facts[report]
-            .iter()
-            .enumerate()
+            .candidates(merged)
             .filter_map(|(i, t)| {
                 let s = t.score(merged)?;
                 let own = t.partial(new);
@@ -973,8 +970,7 @@ impl Engine {
 
     pub(super) fn best_case(&self, p: &Parsed, report: usize) -> Option<(usize, usize)> {
         self.cases[report]
-            .iter()
-            .enumerate()
+            .candidates(p)
             .filter_map(|(i, t)| t.score(p).map(|s| (i, s)))
             .max_by_key(|(i, s)| (*s, std::cmp::Reverse(*i)))
     }

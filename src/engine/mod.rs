@@ -69,6 +69,68 @@ impl Trigger {
     }
 }
 
+/// The triggers of one report's facts (or cases), with the triggers each
+/// keyword appears in: a question names a handful of keywords, so only the
+/// triggers those appear in can match, and the other hundred are never
+/// scored. Derefs to the triggers, in data order.
+#[derive(Debug)]
+struct Triggers {
+    list: Vec<Trigger>,
+    /// Keyword id → the triggers that use it, ascending.
+    by_keyword: Vec<Vec<u32>>,
+    /// Triggers without groups, which match any question.
+    always: Vec<u32>,
+}
+
+impl Triggers {
+    fn new(list: Vec<Trigger>) -> Self {
+        let mut by_keyword: Vec<Vec<u32>> = Vec::new();
+        let mut always = Vec::new();
+        for (i, t) in list.iter().enumerate() {
+            if t.groups.is_empty() {
+                always.push(i as u32);
+            }
+            for &k in t.groups.iter().flatten() {
+                let k = k as usize;
+                if by_keyword.len() <= k {
+                    by_keyword.resize_with(k + 1, Vec::new);
+                }
+                if by_keyword[k].last() != Some(&(i as u32)) {
+                    by_keyword[k].push(i as u32);
+                }
+            }
+        }
+        Triggers {
+            list,
+            by_keyword,
+            always,
+        }
+    }
+
+    /// The triggers that may match `p` (every other one scores `None`),
+    /// each once, in data order.
+    fn candidates<'a>(&'a self, p: &Parsed) -> impl Iterator<Item = (usize, &'a Trigger)> {
+        let mut found: Vec<u32> = self.always.clone();
+        for (k, _) in &p.keywords {
+            if let Some(ts) = self.by_keyword.get(*k as usize) {
+                found.extend_from_slice(ts);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
+            .map(|i| (i as usize, &self.list[i as usize]))
+    }
+}
+
+impl std::ops::Deref for Triggers {
+    type Target = [Trigger];
+    fn deref(&self) -> &[Trigger] {
+        &self.list
+    }
+}
+
 /// A subject of a report, compiled: the keyword ids of its words and the
 /// virtual id that context adds when a follow-up leaves it out.
 #[derive(Debug, Clone)]
@@ -83,9 +145,9 @@ pub struct Engine {
     knowledge: Arc<Knowledge>,
     index: Index,
     /// Per report, per fact.
-    facts: Vec<Vec<Trigger>>,
+    facts: Vec<Triggers>,
     /// Per report, per case.
-    cases: Vec<Vec<Trigger>>,
+    cases: Vec<Triggers>,
     /// Per report, per subject.
     subjects: Vec<Vec<SubjectWords>>,
     /// Per report, per fact: the subject it is about, and whether naming
@@ -149,17 +211,19 @@ impl Engine {
         let facts = knowledge
             .reports
             .iter()
-            .map(|r| r.facts.iter().map(|f| compile(r, &f.triggers)).collect())
+            .map(|r| Triggers::new(r.facts.iter().map(|f| compile(r, &f.triggers)).collect()))
             .collect();
         let cases = knowledge
             .reports
             .iter()
             .map(|r| {
-                r.antifraud
-                    .cases
-                    .iter()
-                    .map(|c| compile(r, &c.triggers))
-                    .collect()
+                Triggers::new(
+                    r.antifraud
+                        .cases
+                        .iter()
+                        .map(|c| compile(r, &c.triggers))
+                        .collect(),
+                )
             })
             .collect();
         let subjects = knowledge
@@ -182,12 +246,12 @@ impl Engine {
             .zip(&subjects)
             .map(
                 |((r, triggers), words): (
-                    (&crate::knowledge::Report, &Vec<Trigger>),
+                    (&crate::knowledge::Report, &Triggers),
                     &Vec<SubjectWords>,
                 )| {
                     r.facts
                         .iter()
-                        .zip(triggers)
+                        .zip(triggers.iter())
                         .map(|(f, t)| {
                             let s = r.subjects.iter().position(|x| x.id == f.subject);
                             let stands_for = |w: &SubjectWords| {
