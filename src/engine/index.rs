@@ -386,19 +386,17 @@ impl Index {
             senses: Vec::new(),
         };
         let mut entities: Vec<Entity> = Vec::new();
-        let entity_id = |kind: EntityKind, name: &str, entities: &mut Vec<Entity>| -> EntityId {
-            if let Some(i) = entities
-                .iter()
-                .position(|e| e.kind == kind && e.name == name)
-            {
-                return i;
-            }
-            entities.push(Entity {
-                kind,
-                name: name.to_string(),
-            });
-            entities.len() - 1
-        };
+        let mut ids: HashMap<(EntityKind, String), EntityId> = HashMap::new();
+        let mut entity_id =
+            |kind: EntityKind, name: &str, entities: &mut Vec<Entity>| -> EntityId {
+                *ids.entry((kind, name.to_string())).or_insert_with(|| {
+                    entities.push(Entity {
+                        kind,
+                        name: name.to_string(),
+                    });
+                    entities.len() - 1
+                })
+            };
 
         // Institutions and their aliases.
         for inst in &k.institutions {

@@ -305,11 +305,15 @@ impl Engine {
             .map(|w| normalize::normalize_word(w))
             .filter(|w| !w.is_empty())
             .collect();
-        let topical = index
-            .keywords
-            .iter()
-            .map(|k| topic_words.iter().any(|t| k.contains(t.as_str())))
-            .collect();
+        // One automaton over the topic words, not a search per pair.
+        let topical = match aho_corasick::AhoCorasick::new(&topic_words) {
+            Ok(topic) => index.keywords.iter().map(|k| topic.is_match(k)).collect(),
+            Err(_) => index
+                .keywords
+                .iter()
+                .map(|k| topic_words.iter().any(|t| k.contains(t.as_str())))
+                .collect(),
+        };
         Engine {
             similar: similar::Names::build(&index, &knowledge),
             when_id: index.keyword_id("@when"),
