@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+mod jsonl;
+
 /// reportbot: answers questions about published reports, on Telegram and here.
 #[derive(Debug, Parser)]
 #[command(name = "reportbot", version, about)]
@@ -426,59 +428,8 @@ pub fn subscribers(store: &dyn crate::store::Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line of `ask --jsonl` output, fields in this order.
-#[derive(serde::Serialize)]
-struct JsonAnswer<'a> {
-    question: &'a str,
-    answer: &'a str,
-    intent: &'a str,
-}
-
-/// An input line that could not be read as a question.
-#[derive(serde::Serialize)]
-struct JsonError<'a> {
-    line: usize,
-    error: &'a str,
-}
-
-/// One line of `ask --jsonl` input.
-enum Line {
-    Question(String),
-    Bad { line: usize, error: String },
-}
-
-/// U+2028 and U+2029 are valid in JSON strings but end lines in JavaScript
-/// and in some JSONL readers: write them as `\u2028` / `\u2029`. (In
-/// serialised JSON they can only occur inside strings.)
-fn escape_line_separators(buf: &mut Vec<u8>, from: usize) {
-    const LS: &[u8] = "\u{2028}".as_bytes();
-    const PS: &[u8] = "\u{2029}".as_bytes();
-    if !buf[from..].windows(3).any(|w| w == LS || w == PS) {
-        return;
-    }
-    let tail = buf.split_off(from);
-    let mut i = 0;
-    while i < tail.len() {
-        if tail[i..].starts_with(LS) {
-            buf.extend_from_slice(b"\\u2028");
-            i += 3;
-        } else if tail[i..].starts_with(PS) {
-            buf.extend_from_slice(b"\\u2029");
-            i += 3;
-        } else {
-            buf.push(tail[i]);
-            i += 1;
-        }
-    }
-}
-
-/// Questions answered per batch of `ask --jsonl` (split across threads).
-const BATCH: usize = 4096;
-
 /// `reportbot ask`.
 pub fn ask(engine: &Engine, question: Option<&str>, jsonl: bool) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     if jsonl {
         if question.is_some() {
             anyhow::bail!("--jsonl reads questions from stdin; do not pass a question as well");
@@ -486,95 +437,16 @@ pub fn ask(engine: &Engine, question: Option<&str>, jsonl: bool) -> anyhow::Resu
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        let mut reader = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-        let mut number = 0usize;
-        let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
-        loop {
-            batch.clear();
-            let mut eof = false;
-            while batch.len() < BATCH {
-                let mut bytes = Vec::new();
-                let n = reader
-                    .read_until(b'\n', &mut bytes)
-                    .map_err(|e| anyhow::anyhow!("stdin line {}: {e}", number + 1))?;
-                if n == 0 {
-                    eof = true;
-                    break;
-                }
-                number += 1;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                // One bad line gets an error of its own; the others are answered.
-                batch.push(match String::from_utf8(bytes) {
-                    Ok(q) => Line::Question(q),
-                    Err(e) => Line::Bad {
-                        line: number,
-                        error: format!(
-                            "line {number} is not valid UTF-8 (byte {})",
-                            e.utf8_error().valid_up_to()
-                        ),
-                    },
-                });
-            }
-            // Answer in parallel, write in input order.
-            let chunk = batch.len().div_ceil(threads).max(1);
-            let rendered: Vec<Vec<u8>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .chunks(chunk)
-                    .map(|lines| {
-                        scope.spawn(move || {
-                            let mut buf = Vec::with_capacity(lines.len() * 256);
-                            for l in lines {
-                                let start = buf.len();
-                                // Serialising plain strings cannot fail.
-                                let written = match l {
-                                    Line::Question(q) => {
-                                        let a = engine.ask(q);
-                                        serde_json::to_writer(
-                                            &mut buf,
-                                            &JsonAnswer {
-                                                question: q,
-                                                answer: &a.text,
-                                                intent: a.intent,
-                                            },
-                                        )
-                                    }
-                                    Line::Bad { line, error } => serde_json::to_writer(
-                                        &mut buf,
-                                        &JsonError { line: *line, error },
-                                    ),
-                                };
-                                if written.is_ok() {
-                                    escape_line_separators(&mut buf, start);
-                                    buf.push(b'\n');
-                                }
-                            }
-                            buf
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
-            for part in rendered {
-                out.write_all(&part)?;
-            }
-            if eof {
-                break;
-            }
-        }
-    } else {
-        let Some(q) = question else {
-            anyhow::bail!(
-                "usage: reportbot ask \"问题\" (or reportbot ask --jsonl < questions.txt)"
-            );
-        };
-        let a = engine.ask(q);
-        writeln!(out, "{}", a.text)?;
+        let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+        // Written from its own thread: stdout unlocked here.
+        let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+        return jsonl::answer_lines(engine, input, out, threads);
     }
+    let Some(q) = question else {
+        anyhow::bail!("usage: reportbot ask \"问题\" (or reportbot ask --jsonl < questions.txt)");
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", engine.ask(q).text)?;
     out.flush()?;
     Ok(())
 }

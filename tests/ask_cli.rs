@@ -94,3 +94,30 @@ fn explain_shows_the_query() {
     assert!(text.contains("query: Verify"), "{text}");
     assert!(text.contains("verdict: Some(false)"), "{text}");
 }
+
+#[test]
+fn a_long_input_comes_back_whole_and_in_order() {
+    // Several chunks' worth, answered on several threads: every line gets
+    // its own row, in input order, and a bad line keeps its number.
+    let mut input = Vec::new();
+    for i in 1..=1000 {
+        if i == 600 {
+            input.extend_from_slice(b"\xff\n");
+        } else {
+            input.extend_from_slice(format!("{i} 李彬得了什么奖\n").as_bytes());
+        }
+    }
+    let rows = jsonl(&input);
+    assert_eq!(rows.len(), 1000);
+    for (i, row) in (1..).zip(&rows) {
+        if i == 600 {
+            assert_eq!(row["line"], 600, "{row:?}");
+        } else {
+            assert_eq!(row["question"], format!("{i} 李彬得了什么奖"), "{row:?}");
+            assert!(
+                row["answer"].as_str().is_some_and(|a| a.contains("李彬")),
+                "{row:?}"
+            );
+        }
+    }
+}
