@@ -44,38 +44,45 @@ impl Doc {
         self
     }
     fn plain(&self) -> String {
-        self.lines
-            .iter()
-            .map(|l| l.iter().map(|s| s.text.as_str()).collect::<String>())
-            .collect::<Vec<_>>()
-            .join("\n")
-            .trim_end()
-            .to_string()
+        self.write(|out, s| out.push_str(&s.text))
     }
     fn html(&self) -> String {
-        self.lines
-            .iter()
-            .map(|l| {
-                l.iter()
-                    .map(|s| {
-                        if s.bold {
-                            format!("<b>{}</b>", escape_html(&s.text))
-                        } else {
-                            escape_html(&s.text)
-                        }
-                    })
-                    .collect::<String>()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            .trim_end()
-            .to_string()
+        self.write(|out, s| {
+            if s.bold {
+                out.push_str("<b>");
+                escape_html_into(out, &s.text);
+                out.push_str("</b>");
+            } else {
+                escape_html_into(out, &s.text);
+            }
+        })
+    }
+    /// The lines joined by newlines, trailing blanks trimmed, into one
+    /// buffer (every answer passes through here).
+    fn write(&self, span: impl Fn(&mut String, &Span)) -> String {
+        let size: usize = self.lines.iter().flatten().map(|s| s.text.len() + 1).sum();
+        let mut out = String::with_capacity(size + 16);
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            for s in line {
+                span(&mut out, s);
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out
     }
 }
 
 /// Escape text for Telegram's HTML parse mode.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_html_into(&mut out, s);
+    out
+}
+
+fn escape_html_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '<' => out.push_str("&lt;"),
@@ -85,7 +92,6 @@ pub fn escape_html(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// A plain-text answer, as `reportbot ask` prints it.

@@ -550,7 +550,7 @@ impl Levels {
     /// `团体一等奖`, `最佳人气奖`, `团体特等奖`, `最佳创意奖`.
     pub fn label_zh(&self, p: &Prize) -> String {
         if self.by_kind(p.level) {
-            format!("{}{}", p.kind.zh(), self.zh(p.level))
+            [p.kind.zh(), self.zh(p.level)].concat()
         } else {
             self.zh(p.level).to_string()
         }
@@ -567,7 +567,8 @@ impl Levels {
     /// With the group: `团体一等奖(银行机构组)`.
     pub fn full_label_zh(&self, p: &Prize) -> String {
         match p.group {
-            Some(g) => format!("{}({})", self.label_zh(p), g.zh()),
+            // Labels are written for every award of every answer: no format!.
+            Some(g) => [&self.label_zh(p), "(", g.zh(), ")"].concat(),
             None => self.label_zh(p),
         }
     }
