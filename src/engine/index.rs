@@ -294,6 +294,8 @@ pub struct Index {
     sense_sets: Vec<SenseSet>,
     pub entities: Vec<Entity>,
     pub keywords: Vec<String>,
+    /// Keyword (its pattern, or `@name`) → id.
+    keyword_ids: HashMap<String, u32>,
     /// Keywords that are also everyday cue words (什么奖, 是谁): weak evidence.
     pub generic_keywords: Vec<bool>,
     spoken: Vec<Spoken>,
@@ -355,7 +357,13 @@ struct Builder {
 
 impl Builder {
     fn add(&mut self, word: &str, sense: Sense) {
-        let Some(p) = pattern_for(word) else { return };
+        if let Some(p) = pattern_for(word) {
+            self.add_pattern(p, sense);
+        }
+    }
+
+    /// `add` for a word already made a pattern.
+    fn add_pattern(&mut self, p: String, sense: Sense) {
         let idx = *self.by_text.entry(p.clone()).or_insert_with(|| {
             self.patterns.push(p);
             self.senses.push(Vec::new());
@@ -583,10 +591,10 @@ impl Index {
             }
             let Some(p) = pattern_for(w) else { return };
             let id = *kw_ids.entry(p.clone()).or_insert_with(|| {
-                keywords.push(p);
+                keywords.push(p.clone());
                 (keywords.len() - 1) as u32
             });
-            b.add(w, Sense::Keyword(id));
+            b.add_pattern(p, Sense::Keyword(id));
         };
         for words in lx.asks.values() {
             for w in words {
@@ -716,6 +724,7 @@ impl Index {
             senses: b.senses,
             entities,
             keywords,
+            keyword_ids: kw_ids,
             generic_keywords,
             spoken,
             syllables,
@@ -781,7 +790,7 @@ impl Index {
             Some(_) => word.to_string(),
             None => pattern_for(word)?,
         };
-        self.keywords.iter().position(|k| *k == p).map(|i| i as u32)
+        self.keyword_ids.get(&p).copied()
     }
 
     /// Names that sound like a stretch of the question (homophones from pinyin
