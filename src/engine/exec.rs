@@ -157,38 +157,28 @@ impl Engine {
 
     /// People and teams a reply lists.
     fn shown_in(&self, reply: &Reply) -> Vec<EntityId> {
-        let mut names: Vec<&str> = Vec::new();
+        let mut shown: Vec<Option<EntityId>> = Vec::new();
         match reply {
             Reply::Winners {
                 report, sections, ..
             } => {
                 for s in sections {
-                    for i in &s.awards {
-                        names.push(&self.knowledge.reports[*report].awards[*i].winner);
-                    }
+                    shown.extend(s.awards.iter().map(|i| self.winner_entity[*report][*i]));
                 }
             }
             Reply::Won { wins, .. }
             | Reply::Ambiguous { wins, .. }
             | Reply::Compare { wins, .. } => {
                 for w in wins {
-                    for i in &w.awards {
-                        names.push(&self.knowledge.reports[w.report].awards[*i].winner);
-                    }
+                    shown.extend(w.awards.iter().map(|i| self.winner_entity[w.report][*i]));
                 }
             }
             Reply::Count { list, .. } => return self.shown_in(list),
             _ => {}
         }
         let mut out = Vec::new();
-        for name in names {
-            if let Some(id) = self
-                .index
-                .entities
-                .iter()
-                .position(|e| e.kind != EntityKind::Institution && e.name == name)
-                && !out.contains(&id)
-            {
+        for id in shown.into_iter().flatten() {
+            if !out.contains(&id) {
                 out.push(id);
             }
         }
@@ -560,14 +550,9 @@ impl Engine {
                 ..q.filter
             };
             // One winner in that place: name them first ("成绩最好的团队").
-            let mut rows = r.awards.iter().filter(|a| filter.matches(&a.prize()));
+            let mut rows = (0..r.awards.len()).filter(|i| filter.matches(&r.awards[*i].prize()));
             if let (Some(one), None) = (rows.next(), rows.next()) {
-                let id = self
-                    .index
-                    .entities
-                    .iter()
-                    .position(|e| e.kind != EntityKind::Institution && e.name == one.winner);
-                if let Some(id) = id {
+                if let Some(id) = self.winner_entity[q.report][one] {
                     let mut wins = self.wins_of(id, q.report);
                     let all = wins.awards.len();
                     wins.awards
