@@ -307,8 +307,9 @@ pub struct Index {
     pub units: super::claims::Units,
     /// The character that ends prize names (奖), if the lexicon gives one.
     pub prize_suffix: Option<char>,
-    /// Reading id → (spoken name, position 0 or 1) with that reading there.
-    starts: HashMap<u16, Vec<(u32, u8)>>,
+    /// Reading id (dense, an index) → (spoken name, position 0 or 1) with
+    /// that reading there.
+    starts: Vec<Vec<(u32, u8)>>,
     syllables: HashMap<String, u16>,
     /// The readings of each character of the main CJK block, filled in as
     /// questions bring them: looking a character up in the pinyin table and
@@ -697,11 +698,11 @@ impl Index {
             });
         }
 
-        let mut starts: HashMap<u16, Vec<(u32, u8)>> = HashMap::new();
+        let mut starts: Vec<Vec<(u32, u8)>> = vec![Vec::new(); syllables.len()];
         for (si, s) in spoken.iter().enumerate() {
             for (pos, r) in s.readings.iter().take(2).enumerate() {
                 for id in &r.ids[..r.len as usize] {
-                    starts.entry(*id).or_default().push((si as u32, pos as u8));
+                    starts[*id as usize].push((si as u32, pos as u8));
                 }
             }
         }
@@ -830,7 +831,7 @@ impl Index {
         let mut candidates: Vec<(u32, usize)> = Vec::new();
         for (k, r) in readings.iter().enumerate() {
             for id in &r.ids[..r.len as usize] {
-                for &(s, pos) in self.starts.get(id).map_or(&[][..], Vec::as_slice) {
+                for &(s, pos) in self.starts.get(*id as usize).map_or(&[][..], Vec::as_slice) {
                     if k >= pos as usize {
                         candidates.push((s, k - pos as usize));
                     }
