@@ -17,31 +17,56 @@ struct Span {
     bold: bool,
 }
 
+/// Lines of spans, kept flat (every answer is built here, and a Vec per
+/// line cost an allocation per line).
 #[derive(Debug, Default)]
 struct Doc {
-    lines: Vec<Vec<Span>>,
+    spans: Vec<Span>,
+    /// Where each line starts in `spans`; a blank line has no spans.
+    starts: Vec<usize>,
 }
 
 impl Doc {
     fn line(&mut self, text: impl Into<String>) -> &mut Self {
-        self.lines.push(vec![Span {
-            text: text.into(),
-            bold: false,
-        }]);
-        self
+        self.push_line(text.into(), false)
     }
     fn bold(&mut self, text: impl Into<String>) -> &mut Self {
-        self.lines.push(vec![Span {
-            text: text.into(),
-            bold: true,
-        }]);
+        self.push_line(text.into(), true)
+    }
+    fn push_line(&mut self, text: String, bold: bool) -> &mut Self {
+        self.starts.push(self.spans.len());
+        self.spans.push(Span { text, bold });
         self
     }
     fn blank(&mut self) -> &mut Self {
-        if self.lines.last().is_some_and(|l| !l.is_empty()) {
-            self.lines.push(Vec::new());
+        if self.starts.last().is_some_and(|s| *s < self.spans.len()) {
+            self.starts.push(self.spans.len());
         }
         self
+    }
+    /// The spans of line `i`.
+    fn line_spans(&self, i: usize) -> &[Span] {
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.spans.len());
+        &self.spans[self.starts[i]..end]
+    }
+    /// Puts `span` at the start of the first line (a new line if none).
+    fn prepend(&mut self, span: Span) {
+        match self.starts.is_empty() {
+            true => self.starts.push(0),
+            false => self.starts[1..].iter_mut().for_each(|s| *s += 1),
+        }
+        self.spans.insert(0, span);
+    }
+    /// Another document's lines after these.
+    fn append(&mut self, other: Doc) {
+        let offset = self.spans.len();
+        self.starts.extend(other.starts.iter().map(|s| s + offset));
+        self.spans.extend(other.spans);
+    }
+    fn pop_line(&mut self) {
+        if let Some(start) = self.starts.pop() {
+            self.spans.truncate(start);
+        }
     }
     fn plain(&self) -> String {
         self.write(|out, s| out.push_str(&s.text))
@@ -60,13 +85,14 @@ impl Doc {
     /// The lines joined by newlines, trailing blanks trimmed, into one
     /// buffer (every answer passes through here).
     fn write(&self, span: impl Fn(&mut String, &Span)) -> String {
-        let size: usize = self.lines.iter().flatten().map(|s| s.text.len() + 1).sum();
+        let size: usize =
+            self.spans.iter().map(|s| s.text.len()).sum::<usize>() + self.starts.len();
         let mut out = String::with_capacity(size + 16);
-        for (i, line) in self.lines.iter().enumerate() {
+        for i in 0..self.starts.len() {
             if i > 0 {
                 out.push('\n');
             }
-            for s in line {
+            for s in self.line_spans(i) {
                 span(&mut out, s);
             }
         }
@@ -309,12 +335,9 @@ fn compose(engine: &Engine, answer: &Answer) -> Doc {
                 text: word.to_string(),
                 bold: true,
             };
-            match one.lines.first_mut() {
-                Some(first) => first.insert(0, span),
-                None => one.lines.push(vec![span]),
-            }
+            one.prepend(span);
         }
-        doc.lines.extend(one.lines);
+        doc.append(one);
     }
     doc
 }
@@ -648,14 +671,15 @@ fn reply(engine: &Engine, doc: &mut Doc, reply_: &Reply, lang: Lang) {
             reply(engine, &mut inner, list, lang);
             // The list repeats the number in its own heading or total line.
             if let Reply::Winners { .. } = **list
-                && inner.lines.last().is_some_and(|l| {
-                    l.iter()
-                        .any(|s| s.text.starts_with('共') || s.text.contains("in all"))
-                })
+                && let Some(last) = inner.starts.len().checked_sub(1)
+                && inner
+                    .line_spans(last)
+                    .iter()
+                    .any(|s| s.text.starts_with('共') || s.text.contains("in all"))
             {
-                inner.lines.pop();
+                inner.pop_line();
             }
-            doc.lines.extend(inner.lines);
+            doc.append(inner);
         }
         Reply::Compare {
             basis,
