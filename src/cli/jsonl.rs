@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 /// Lines a worker takes at a time.
-const CHUNK: usize = 256;
+const CHUNK: usize = 512;
 
 /// One line of output for a question, fields in this order.
 #[derive(serde::Serialize)]

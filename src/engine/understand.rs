@@ -171,6 +171,19 @@ pub fn asks_something(index: &Index, input: &str) -> bool {
     cue || index.verify_lead.iter().any(|w| w == first)
 }
 
+/// The longer words a word of the question lies inside.
+#[derive(Debug, Clone, Copy, Default)]
+struct Around {
+    /// Every sense of every longer word around it.
+    outer: SenseSet,
+    /// Inside any longer word.
+    inside_any: bool,
+    /// Inside a longer word that is not only filler ("奖" in "获奖").
+    inside_word: bool,
+    /// Inside a longer cue word that is not filler ("几个" in "哪几个").
+    inside_cue: bool,
+}
+
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
         v.push(x);
@@ -195,9 +208,26 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     };
     // A word inside a longer name is part of that name (银行 in 工商银行, 平安 in
     // 平安人寿); an entity or group word inside any longer word is part of it.
-    let kept: Vec<&Hit> = hits
+    // What the longer words around each word mean, in one pass over the
+    // pairs: the rules below ask "is it inside a longer word that …?".
+    let around: Vec<Around> = hits
         .iter()
-        .filter(|h| {
+        .map(|h| {
+            let mut a = Around::default();
+            for g in hits.iter().filter(|g| contains(g, h)) {
+                let outer = set(g);
+                a.outer = a.outer | outer;
+                a.inside_any = true;
+                a.inside_word |= !outer.only(SenseSet::FILLER);
+                a.inside_cue |= outer.only(SenseSet::ANY_CUE) && !outer.only(SenseSet::FILLER);
+            }
+            a
+        })
+        .collect();
+    let kept: Vec<(&Hit, &Around)> = hits
+        .iter()
+        .zip(&around)
+        .filter(|(h, around)| {
             let own = set(h);
             let weak = own.only(
                 SenseSet::ENTITY
@@ -223,12 +253,9 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                         // ASCII words share the space between them: no overlap.
                         && !text[from..to].trim().is_empty()
                 });
+            let outer = around.outer;
             !overlapped
-                && !hits.iter().any(|g| {
-                    if !contains(g, h) {
-                        return false;
-                    }
-                    let outer = set(g);
+                && !({
                     // A name or prize word inside a longer name, prize word or
                     // keyword is part of it (银行 in 银行机构组, 平安 in 平安人寿);
                     // inside a question word it still counts (银行 in 哪家银行).
@@ -245,7 +272,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                     // ("merit" in a declared "Merit Award"), and so is a
                     // level inside a rank position ("第二" in "第二多").
                     || (level_only && outer.any(SenseSet::LEVEL | SenseSet::POSITION))
-                    || unit_only
+                    || (unit_only && around.inside_any)
                     // "个人" in "几个人" or "这个人" is no individual prize.
                     || (kind_only && outer.any(SenseSet::ANY_CUE | SenseSet::UNIT))
                 })
@@ -256,18 +283,12 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     // it keeps its other meanings (a fact keyword) but not its cue.
     // Filler words (哪个, 几个队) shadow nothing, and a question word stays
     // one inside any word ("哪" in "哪个").
-    let filler_only = |h: &Hit| set(h).only(SenseSet::FILLER);
-    let cue_shadowed = |h: &Hit| {
-        hits.iter()
-            .any(|g| contains(g, h) && cue_only(g) && !filler_only(g))
-    };
-    let inside_longer = |h: &Hit| hits.iter().any(|g| contains(g, h) && !filler_only(g));
     let mut covered = vec![false; text.len()];
     let mut name_parts = vec![false; text.len()];
     // Covered by something other than filler words (有, 是, 的 …), which also
     // occur inside names (张有荣) and must not hide them from sound matching.
     let mut solid = vec![false; text.len()];
-    for h in &kept {
+    for &(h, around) in &kept {
         let senses = index.senses(h);
         let own = set(h);
         // Places and counted nouns say nothing about names: 宁波 in 宁波银行
@@ -303,9 +324,8 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 Sense::Cue(c) => {
                     // "那" in "那个" is no follow-up, though filler words
                     // shadow no other cue.
-                    let followup_in_word =
-                        c == Cue::Followup && hits.iter().any(|g| contains(g, h));
-                    if (matches!(c, Cue::Interrogative | Cue::AsksWho) || !cue_shadowed(h))
+                    let followup_in_word = c == Cue::Followup && around.inside_any;
+                    if (matches!(c, Cue::Interrogative | Cue::AsksWho) || !around.inside_cue)
                         && !followup_in_word
                     {
                         p.set_cue(c);
@@ -322,7 +342,7 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
                 }
                 Sense::Place => push_unique(&mut p.places, text[h.start..h.end].trim().into()),
                 // "奖" in "获奖" counts no awards.
-                Sense::Unit(u) if !inside_longer(h) => push_unique(&mut p.units, u),
+                Sense::Unit(u) if !around.inside_word => push_unique(&mut p.units, u),
                 Sense::Position(n) => p.position = Some(n),
                 Sense::Unit(_) | Sense::Entity { .. } => {}
             }
@@ -336,7 +356,11 @@ pub fn parse(index: &Index, input: &str) -> Parsed {
     }
 
     // Entities: longest first, no overlaps; one span may carry several readings.
-    let mut entity_hits: Vec<&&Hit> = kept.iter().filter(|h| is_entity(h)).collect();
+    let mut entity_hits: Vec<&Hit> = kept
+        .iter()
+        .map(|(h, _)| *h)
+        .filter(|h| is_entity(h))
+        .collect();
     entity_hits.sort_by_key(|h| (std::cmp::Reverse(h.end - h.start), h.start));
     let mut taken: Vec<(usize, usize)> = Vec::new();
     for h in entity_hits {
