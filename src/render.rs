@@ -376,9 +376,14 @@ fn notice(engine: &Engine, doc: &mut Doc, n: &Notice, lang: Lang) {
         Notice::NotWon { entity, filter } => {
             let name = &engine.entity(*entity).name;
             let label = filter_label(&engine.knowledge().levels, filter, lang);
-            doc.line(match lang {
-                Lang::Zh => format!("{name}没有获得{label}。"),
-                Lang::En => format!("{name} did not win the {label}."),
+            // A group alone is no prize: "戚迎是保险组的吗" is not "did 戚迎
+            // win the 保险机构组".
+            let group_only = filter.level.is_none() && filter.kind.is_none();
+            doc.line(match (lang, group_only) {
+                (Lang::Zh, false) => format!("{name}没有获得{label}。"),
+                (Lang::Zh, true) => format!("{name}不在{label}的获奖名单中。"),
+                (Lang::En, false) => format!("{name} did not win the {label}."),
+                (Lang::En, true) => format!("{name} is not among the winners of the {label}."),
             });
         }
     }
@@ -1106,5 +1111,19 @@ mod tests {
             escape_html("<b>&\"x\"</b>"),
             "&lt;b&gt;&amp;&quot;x&quot;&lt;/b&gt;"
         );
+    }
+
+    #[test]
+    fn a_wrong_group_is_not_called_a_prize() {
+        let k = crate::knowledge::Knowledge::builtin().expect("built-in data loads");
+        let engine = Engine::new(std::sync::Arc::new(k));
+        let text = engine.ask("戚迎是保险组的吗").text;
+        assert!(
+            text.starts_with("不是。戚迎不在保险机构组的获奖名单中。"),
+            "{text}"
+        );
+        assert!(text.contains("个人三等奖(银行机构组)"), "{text}");
+        let text = engine.ask("兴业银行得了最佳人气奖吗").text;
+        assert!(text.contains("没有获得最佳人气奖"), "{text}");
     }
 }
