@@ -9,7 +9,7 @@
 
 mod support;
 
-use reportbot::store::{ChatKind, Language, NewSubscriber, PgStore, Store};
+use reportbot::store::{Language, NewSubscriber, PgStore, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -159,11 +159,7 @@ fn subscribe(db_url: &str, chats: &[i64]) {
     let url = db_url.to_string();
     let subs: Vec<NewSubscriber> = chats
         .iter()
-        .map(|&chat_id| NewSubscriber {
-            chat_id,
-            kind: ChatKind::Private,
-            language: Language::Zh,
-        })
+        .map(|&chat_id| NewSubscriber::private(chat_id, Language::Zh))
         .collect();
     std::thread::spawn(move || -> Result<u64, String> {
         PgStore::open(&url)

@@ -137,11 +137,7 @@ fn sync<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn private(chat_id: i64) -> NewSubscriber {
-    NewSubscriber {
-        chat_id,
-        kind: ChatKind::Private,
-        language: Language::Zh,
-    }
+    NewSubscriber::private(chat_id, Language::Zh)
 }
 
 fn note(text: &str, key: Option<&str>) -> NewAnnouncement {

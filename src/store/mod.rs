@@ -297,6 +297,17 @@ pub struct NewSubscriber {
     pub language: Language,
 }
 
+impl NewSubscriber {
+    /// A private chat (one person) in `language`.
+    pub fn private(chat_id: i64, language: Language) -> Self {
+        NewSubscriber {
+            chat_id,
+            kind: ChatKind::Private,
+            language,
+        }
+    }
+}
+
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {

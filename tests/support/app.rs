@@ -67,14 +67,10 @@ impl TestApp {
     /// the bot reads the audience when an announcement is confirmed, so it
     /// may be running. Returns how many were new.
     pub fn subscribe_private(&self, chats: &[i64]) -> u64 {
-        use reportbot::store::{ChatKind, Language, NewSubscriber, SqliteStore, Store};
+        use reportbot::store::{Language, NewSubscriber, SqliteStore, Store};
         let subs: Vec<NewSubscriber> = chats
             .iter()
-            .map(|&chat_id| NewSubscriber {
-                chat_id,
-                kind: ChatKind::Private,
-                language: Language::Zh,
-            })
+            .map(|&chat_id| NewSubscriber::private(chat_id, Language::Zh))
             .collect();
         SqliteStore::open(&self.db)
             .and_then(|s| s.subscribe_many(&subs))

@@ -4,7 +4,7 @@ use super::*;
 use crate::broadcast::sender::{SendFuture, SentId};
 use crate::store::DeliveryState;
 use crate::store::{
-    ChatKind, Language, NewAnnouncement, NewSubscriber, Origin, SqliteStore, SubscriberStatus,
+    Language, NewAnnouncement, NewSubscriber, Origin, SqliteStore, SubscriberStatus,
 };
 use crate::telegram::errors::SendError;
 use std::collections::VecDeque;
@@ -113,11 +113,7 @@ fn store_with(chats: &[i64]) -> StoreResult<Arc<SqliteStore>> {
     let store = SqliteStore::open_in_memory()?;
     let subs: Vec<NewSubscriber> = chats
         .iter()
-        .map(|&chat_id| NewSubscriber {
-            chat_id,
-            kind: ChatKind::Private,
-            language: Language::Zh,
-        })
+        .map(|&chat_id| NewSubscriber::private(chat_id, Language::Zh))
         .collect();
     store.subscribe_many(&subs)?;
     Ok(Arc::new(store))

@@ -1074,11 +1074,7 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn sub(chat_id: i64) -> NewSubscriber {
-        NewSubscriber {
-            chat_id,
-            kind: ChatKind::Private,
-            language: Language::Zh,
-        }
+        NewSubscriber::private(chat_id, Language::Zh)
     }
 
     fn note(text: &str, key: Option<&str>) -> NewAnnouncement {
