@@ -157,27 +157,35 @@ impl Engine {
 
     /// People and teams a reply lists.
     fn shown_in(&self, reply: &Reply) -> Vec<EntityId> {
-        let mut shown: Vec<Option<EntityId>> = Vec::new();
+        let mut shown: Vec<EntityId> = Vec::new();
         match reply {
             Reply::Winners {
                 report, sections, ..
             } => {
                 for s in sections {
-                    shown.extend(s.awards.iter().map(|i| self.winner_entity[*report][*i]));
+                    shown.extend(
+                        s.awards
+                            .iter()
+                            .map(|i| self.index.award_winners[*report][*i]),
+                    );
                 }
             }
             Reply::Won { wins, .. }
             | Reply::Ambiguous { wins, .. }
             | Reply::Compare { wins, .. } => {
                 for w in wins {
-                    shown.extend(w.awards.iter().map(|i| self.winner_entity[w.report][*i]));
+                    shown.extend(
+                        w.awards
+                            .iter()
+                            .map(|i| self.index.award_winners[w.report][*i]),
+                    );
                 }
             }
             Reply::Count { list, .. } => return self.shown_in(list),
             _ => {}
         }
         let mut out = Vec::new();
-        for id in shown.into_iter().flatten() {
+        for id in shown {
             if !out.contains(&id) {
                 out.push(id);
             }
@@ -552,25 +560,24 @@ impl Engine {
             // One winner in that place: name them first ("成绩最好的团队").
             let mut rows = (0..r.awards.len()).filter(|i| filter.matches(&r.awards[*i].prize()));
             if let (Some(one), None) = (rows.next(), rows.next()) {
-                if let Some(id) = self.winner_entity[q.report][one] {
-                    let mut wins = self.wins_of(id, q.report);
-                    let all = wins.awards.len();
-                    wins.awards
-                        .retain(|i| filter.matches(&r.awards[*i].prize()));
-                    let partial = wins.awards.len() < all;
-                    return Outcome {
-                        shown: vec![id],
-                        ..Outcome::new(
-                            Reply::Won {
-                                wins: vec![wins],
-                                corrected: None,
-                                nothing: Vec::new(),
-                                partial,
-                            },
-                            Intent::WhoWon,
-                        )
-                    };
-                }
+                let id = self.index.award_winners[q.report][one];
+                let mut wins = self.wins_of(id, q.report);
+                let all = wins.awards.len();
+                wins.awards
+                    .retain(|i| filter.matches(&r.awards[*i].prize()));
+                let partial = wins.awards.len() < all;
+                return Outcome {
+                    shown: vec![id],
+                    ..Outcome::new(
+                        Reply::Won {
+                            wins: vec![wins],
+                            corrected: None,
+                            nothing: Vec::new(),
+                            partial,
+                        },
+                        Intent::WhoWon,
+                    )
+                };
             }
             return Outcome::new(self.winners(q.report, filter), Intent::WhoWon);
         }

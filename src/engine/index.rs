@@ -293,6 +293,8 @@ pub struct Index {
     /// Per pattern: the kinds of its senses.
     sense_sets: Vec<SenseSet>,
     pub entities: Vec<Entity>,
+    /// Per report, per award row: the person or team that won it.
+    pub award_winners: Vec<Vec<EntityId>>,
     pub keywords: Vec<String>,
     /// Keyword (its pattern, or `@name`) → id.
     keyword_ids: HashMap<String, u32>,
@@ -419,13 +421,16 @@ impl Index {
         // People and teams of every report.
         // Words that may be typed by sound: (word, may a non-homophone slip match).
         let mut spoken_names: Vec<(String, bool)> = Vec::new();
+        let mut award_winners: Vec<Vec<EntityId>> = Vec::with_capacity(k.reports.len());
         for r in &k.reports {
+            let mut winners = Vec::with_capacity(r.awards.len());
             for a in &r.awards {
                 let kind = match a.kind {
                     Kind::Individual => EntityKind::Person,
                     Kind::Team => EntityKind::Team,
                 };
                 let id = entity_id(kind, &a.winner, &mut entities);
+                winners.push(id);
                 b.add(&a.winner, Sense::Entity { id, alias: false });
                 for alias in k.team_aliases.get(&a.winner).into_iter().flatten() {
                     b.add(alias, Sense::Entity { id, alias: true });
@@ -464,6 +469,7 @@ impl Index {
                 }
                 spoken_names.push((a.winner.clone(), true));
             }
+            award_winners.push(winners);
         }
         for inst in &k.institutions {
             let id = entity_id(EntityKind::Institution, &inst.name, &mut entities);
@@ -724,6 +730,7 @@ impl Index {
             sense_sets: b.senses.iter().map(|s| SenseSet::of(s)).collect(),
             senses: b.senses,
             entities,
+            award_winners,
             keywords,
             keyword_ids: kw_ids,
             generic_keywords,

@@ -157,9 +157,6 @@ pub struct Engine {
     topics: Vec<(String, Vec<u32>)>,
     /// Per report, per fact: subjects (people) its answer names.
     fact_people: Vec<Vec<Vec<usize>>>,
-    /// Per report, per award: the person or team that won it (the first
-    /// such entity of that name).
-    winner_entity: Vec<Vec<Option<EntityId>>>,
     /// Per keyword: contains a scam-topic keyword (快递 in 快递公司).
     topical: Vec<bool>,
     /// Virtual keyword ids of the lexicon's `@when` and `@where`.
@@ -317,25 +314,7 @@ impl Engine {
                 .map(|k| topic_words.iter().any(|t| k.contains(t.as_str())))
                 .collect(),
         };
-        let mut winner_ids: std::collections::HashMap<&str, EntityId> =
-            std::collections::HashMap::new();
-        for (id, e) in index.entities.iter().enumerate().rev() {
-            if e.kind != index::EntityKind::Institution {
-                winner_ids.insert(&e.name, id);
-            }
-        }
-        let winner_entity = knowledge
-            .reports
-            .iter()
-            .map(|r| {
-                r.awards
-                    .iter()
-                    .map(|a| winner_ids.get(a.winner.as_str()).copied())
-                    .collect()
-            })
-            .collect();
         Engine {
-            winner_entity,
             similar: similar::Names::build(&index, &knowledge),
             when_id: index.keyword_id("@when"),
             where_id: index.keyword_id("@where"),
